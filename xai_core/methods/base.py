@@ -1,0 +1,260 @@
+"""The one contract every attribution method follows, and the registry of methods.
+
+A method takes a :class:`~xai_core.models.registry.LoadedModel`, a batch of normalised
+clips ``x`` (B, 3, T, H, W) and one target class per clip, and returns **signed**
+relevance on the clip's grid: (B, T, H, W) channel-summed, plus the raw (B, C, T, H, W)
+where the method has one. Decompositions (freeze-frame, selective) only ever call this
+contract, so every method gets full / spatial / temporal / selective for free.
+
+A new method is a few lines: subclass :class:`Method`, set the class attributes, write
+``_attribute`` for one chunk, and decorate with :func:`register_method`. Batching into
+chunks, out-of-memory retries, the no-gradient-to-weights guard, restoring the model and
+NaN/Inf detection live here, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import MethodError, ParameterError
+from ..models.registry import LoadedModel
+
+#: progress(done, total, stage) — called by long computations.
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A method parameter: default, type, range and one line of help (drives CLI and UI)."""
+
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+
+    def validate(self, name: str, value: Any) -> Any:
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            elif kind is tuple:
+                value = tuple(int(v) for v in value)
+            elif self.default is not None:
+                value = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from exc
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(f"parameter {name!r} must be one of {list(self.choices)}, got {value!r}")
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if self.low is not None and v < self.low:
+                    raise ParameterError(f"parameter {name!r} must be ≥ {self.low}, got {v}")
+                if self.high is not None and v > self.high:
+                    raise ParameterError(f"parameter {name!r} must be ≤ {self.high}, got {v}")
+        return value
+
+
+class Attribution(NamedTuple):
+    """Output of a method for a batch: signed relevance in the method's own units."""
+
+    relevance: torch.Tensor  # (B, T, H, W) float32, CPU
+    raw: torch.Tensor | None  # (B, C, T, H, W) float32, CPU, or None
+
+
+class Method(ABC):
+    """Base class of attribution methods.
+
+    Class attributes
+    ----------------
+    name
+        Registry key, e.g. ``"dtd"``.
+    description
+        One line for ``python -m xai_core methods`` and the UI.
+    family
+        ``"lrp"``, ``"gradient"``, ``"cam"``, ``"occlusion"`` or ``"perturbation"``.
+    reference
+        The paper the method follows.
+    params
+        Its parameters as :class:`Param` (validated on construction).
+    has_raw
+        Whether a per-channel (C, T, H, W) map exists.
+    default_batch_size
+        Clips per pass; the freeze-frame decomposition sends T clips in chunks of this.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]] = {}
+    has_raw: ClassVar[bool] = True
+    default_batch_size: ClassVar[int] = 8
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise ParameterError(
+                f"method {self.name!r} has no parameter(s) {sorted(unknown)}",
+                hint=f"Its parameters are: {sorted(self.params) or 'none'}.",
+            )
+        self.config: dict[str, Any] = {
+            k: p.validate(k, params.get(k, p.default)) for k, p in self.params.items()
+        }
+
+    # ----------------------------------------------------------------- subclass API
+    def check(self, model: LoadedModel) -> None:
+        """Raise :class:`MethodError` when the method cannot explain this model."""
+
+    @abstractmethod
+    def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
+                   progress: ProgressFn | None = None) -> Attribution:
+        """Explain one chunk: ``x`` (B, 3, T, H, W) on the model's device, ``target`` (B,)."""
+
+    # ----------------------------------------------------------------- public API
+    def key(self) -> dict[str, Any]:
+        """Everything the output depends on besides model, clip and target (cache key)."""
+        return {"method": self.name, **{k: _jsonable(v) for k, v in sorted(self.config.items())}}
+
+    def attribute(self, model: LoadedModel, x: torch.Tensor, target: int | torch.Tensor, *,
+                  batch_size: int | None = None, progress: ProgressFn | None = None) -> Attribution:
+        """Explain a batch of clips, in chunks, leaving the model exactly as it was.
+
+        Parameters
+        ----------
+        model
+            The loaded model.
+        x
+            (B, 3, T, H, W) normalised clips (any device; moved to the model's).
+        target
+            One class index for all clips, or a (B,) tensor.
+        batch_size
+            Clips per pass (default: the method's ``default_batch_size``). On CUDA
+            out-of-memory the chunk is halved and retried.
+        """
+        self.check(model)
+        if x.ndim != 5 or x.shape[1] != 3:
+            raise ParameterError(f"clips must be (B, 3, T, H, W), got {tuple(x.shape)}")
+        b = x.shape[0]
+        if isinstance(target, int):
+            target = torch.full((b,), target, dtype=torch.long)
+        target = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+        if target.numel() == 1 and b > 1:
+            target = target.expand(b)
+        if target.numel() != b:
+            raise ParameterError(f"{target.numel()} targets for {b} clips")
+        if (target < 0).any() or (target >= model.num_classes).any():
+            raise ParameterError(f"target class out of range 0..{model.num_classes - 1}")
+        chunk = max(1, batch_size or self.default_batch_size)
+        rel, raw = [], []
+        done = 0
+        with model_guard(model.module):
+            while done < b:
+                n = min(chunk, b - done)
+                xs = x[done : done + n].to(model.device, torch.float32)
+                ts = target[done : done + n].to(model.device)
+                try:
+                    out = self._attribute(model, xs, ts, progress=None if b > 1 else progress)
+                except torch.OutOfMemoryError:
+                    if n == 1:
+                        raise MethodError(
+                            f"{self.name} ran out of GPU memory even for one clip",
+                            hint="Use --device cpu.") from None
+                    chunk = max(1, n // 2)
+                    if model.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    continue
+                rel.append(_checked(out.relevance, self.name, "relevance"))
+                if out.raw is not None:
+                    raw.append(_checked(out.raw, self.name, "raw relevance"))
+                done += n
+                if progress is not None and b > 1:
+                    progress(done, b, self.name)
+        relevance = torch.cat(rel)
+        if relevance.shape != (b, *x.shape[2:]):
+            raise MethodError(
+                f"{self.name} returned relevance of shape {tuple(relevance.shape)}, "
+                f"expected {(b, *x.shape[2:])}")
+        return Attribution(relevance, torch.cat(raw) if raw else None)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _checked(t: torch.Tensor, method: str, what: str) -> torch.Tensor:
+    t = t.detach().to("cpu", torch.float32)
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        raise MethodError(f"{method} produced {bad} NaN/Inf values in its {what}",
+                          hint="The model or the method is numerically unstable on this clip; "
+                               "try another method or check the model.")
+    return t
+
+
+@contextlib.contextmanager
+def model_guard(module: nn.Module) -> Iterator[nn.Module]:
+    """Run with the model in eval mode and no gradients to its weights; restore both after.
+
+    Gradients flow only to the input (faster, and no ``.grad`` is left on the user's
+    parameters); the training flag of every submodule and ``requires_grad`` of every
+    parameter are put back exactly as they were, even if the method raises.
+    """
+    modes = {m: m.training for m in module.modules()}
+    flags = {p: p.requires_grad for p in module.parameters()}
+    grads = {p: p.grad for p in module.parameters()}
+    try:
+        module.eval()
+        for p in flags:
+            p.requires_grad_(False)
+        yield module
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+            p.grad = grads[p]
+
+
+# --------------------------------------------------------------------------- registry
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available by its ``name``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} has no name")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def _ensure_registered() -> None:
+    from . import catalogue  # noqa: F401  (imports every method module)
+
+
+def get_method(name: str, **params: Any) -> Method:
+    """Instantiate a registered method with validated parameters."""
+    _ensure_registered()
+    try:
+        cls = METHODS[name]
+    except KeyError:
+        raise ParameterError(f"unknown method {name!r}",
+                             hint=f"Known methods: {', '.join(sorted(METHODS))}.") from None
+    return cls(**params)
+
+
+def list_methods() -> list[type[Method]]:
+    _ensure_registered()
+    return list(METHODS.values())

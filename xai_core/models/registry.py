@@ -1,0 +1,258 @@
+"""The model zoo: registered architectures, and loading them into a :class:`LoadedModel`.
+
+A :class:`LoadedModel` is what every other part of ``xai_core`` receives: the network in
+eval mode on its device, its :class:`~xai_core.models.spec.ModelSpec`, its class names
+and a hash of its weights (part of every cache key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..device import resolve_device
+from ..errors import CheckpointError, ParameterError
+from .spec import InputSpec, ModelSpec
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a spec to the zoo (a later registration under the same name replaces it)."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[ModelSpec]:
+    _ensure_registered()
+    return list(_REGISTRY.values())
+
+
+def get_spec(name: str) -> ModelSpec:
+    _ensure_registered()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ParameterError(
+            f"unknown model {name!r}", hint=f"Known models: {', '.join(sorted(_REGISTRY))}."
+        ) from None
+
+
+def _ensure_registered() -> None:
+    if _REGISTRY:
+        return
+    from . import zoo  # noqa: F401  (registers the bundled and zoo architectures)
+
+
+@dataclass
+class LoadedModel:
+    """A network ready to be explained.
+
+    Attributes
+    ----------
+    module
+        The ``nn.Module`` in eval mode on ``device``.
+    spec
+        Its :class:`ModelSpec` (input spec, CAM layer, classifier ...).
+    class_names
+        One name per output.
+    weights_hash
+        sha256 of the weights (hex); part of every cache key.
+    name
+        Display name (bundled name, or ``arch:checkpoint-file``).
+    """
+
+    module: nn.Module
+    spec: ModelSpec
+    class_names: list[str]
+    weights_hash: str
+    name: str
+    device: torch.device
+
+    @property
+    def input(self) -> InputSpec:
+        return self.spec.input
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_index(self, target: int | str) -> int:
+        """Resolve a class index or name; a clear error when it does not exist."""
+        if isinstance(target, str) and not target.lstrip("-").isdigit():
+            if target in self.class_names:
+                return self.class_names.index(target)
+            raise ParameterError(
+                f"unknown class {target!r} for model {self.name}",
+                hint="Use a class index or one of: " + ", ".join(self.class_names[:20]) + ".",
+            )
+        idx = int(target)
+        if not 0 <= idx < self.num_classes:
+            raise ParameterError(
+                f"target class {idx} is out of range for model {self.name}",
+                hint=f"Use 0..{self.num_classes - 1}.",
+            )
+        return idx
+
+
+def state_dict_hash(state: dict[str, torch.Tensor]) -> str:
+    """Hash of a state dict's names, shapes and values (independent of file format)."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key]
+        h.update(key.encode())
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu().contiguous()
+            h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def wrap_module(module: nn.Module, spec: ModelSpec, class_names: list[str] | None = None, *,
+                name: str | None = None, device: str | torch.device | None = None) -> LoadedModel:
+    """Wrap an in-memory module (e.g. a user's own, or a tiny test net) as a LoadedModel."""
+    dev = resolve_device(device)
+    module = module.to(dev).eval()
+    if class_names is None:
+        n = _num_outputs(module, spec)
+        class_names = [str(i) for i in range(n)]
+    return LoadedModel(module, spec, list(class_names), state_dict_hash(module.state_dict()),
+                       name or spec.name, dev)
+
+
+def _num_outputs(module: nn.Module, spec: ModelSpec) -> int:
+    if spec.classifier:
+        head = module.get_submodule(spec.classifier)
+        if isinstance(head, nn.Linear):
+            return head.out_features
+    last = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if last:
+        return last[-1].out_features
+    return spec.default_num_classes
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint safely (``weights_only=True``) and return its state dict.
+
+    Accepts a bare state dict or the common wrappers ``{'state_dict': ...}`` and
+    ``{'model': ...}``; strips DataParallel ``module.`` prefixes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path.name!r} does not exist",
+                              hint="Check the path to the .pt/.pth file.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ...
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path.name} contains Python objects that are not plain tensors; it was "
+                "refused because loading it could run code",
+                hint="Save the model with torch.save(model.state_dict(), path) and use that file.",
+            ) from exc
+        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({text[:120]})",
+                              hint="Use a file written by torch.save(model.state_dict(), path).") from exc
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path.name} does not hold a state dict of tensors",
+                              hint="Save the model with torch.save(model.state_dict(), path).")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` strictly; name every missing, unexpected and mis-shaped key."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if extra:
+            parts.append(f"unexpected keys {_few(extra)}")
+        if shapes:
+            parts.append(f"wrong shapes {_few(shapes)}")
+        raise CheckpointError(f"{source} does not fit this architecture: " + "; ".join(parts),
+                              hint="Pick the architecture the checkpoint was trained with, and the "
+                                   "matching number of classes.")
+    module.load_state_dict(state, strict=True)
+
+
+def _few(items: list[str], n: int = 4) -> str:
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def load_model(name: str | None = None, *, arch: str | None = None,
+               checkpoint: str | Path | None = None, classes: str | Path | list[str] | None = None,
+               device: str | torch.device | None = None) -> LoadedModel:
+    """Load a bundled model by name, or an architecture with a user's checkpoint.
+
+    Parameters
+    ----------
+    name
+        A registered model with weights (``motion``, ``context-biased``); the default
+        is ``motion``.
+    arch, checkpoint, classes
+        An architecture from the zoo, a checkpoint file, and a class-names file (one
+        name per line) or list. Without ``classes``, classes are numbered.
+    device
+        ``cpu``, ``cuda`` or ``None`` for automatic.
+    """
+    from .checkpoints import load_class_names  # local: keeps import order simple
+
+    if arch is None and checkpoint is None:
+        spec = get_spec(name or "motion")
+        if not spec.weights:
+            raise ParameterError(f"model {spec.name!r} has no bundled weights",
+                                 hint="Give --arch with --checkpoint for your own weights.")
+        arch_spec, checkpoint, display = spec, Path(spec.weights), spec.name
+        names = list(spec.class_names) if spec.class_names else None
+    else:
+        if arch is None or checkpoint is None:
+            raise ParameterError("an own model needs both an architecture and a checkpoint",
+                                 hint="Pass --arch NAME --checkpoint FILE (and --classes FILE).")
+        arch_spec = get_spec(arch)
+        display = f"{arch}:{Path(checkpoint).name}"
+        names = None
+    state = read_checkpoint(checkpoint)
+    if arch_spec.state_dict_adapter is not None:
+        state = arch_spec.state_dict_adapter(state)
+    if classes is not None:
+        names = load_class_names(classes)
+    n_out = _head_size(state, arch_spec)
+    if names is not None and n_out is not None and len(names) != n_out:
+        raise CheckpointError(
+            f"the class-names file lists {len(names)} classes but the checkpoint's head has "
+            f"{n_out} outputs", hint="Use the class list the model was trained with.")
+    n = n_out or (len(names) if names else arch_spec.default_num_classes)
+    module = arch_spec.build(n)
+    load_state(module, state, Path(checkpoint).name)
+    dev = resolve_device(device)
+    module = module.to(dev).eval()
+    if names is None:
+        names = [f"class {i}" for i in range(n)]
+    return LoadedModel(module, arch_spec, names, state_dict_hash(state), display, dev)
+
+
+def _head_size(state: dict[str, torch.Tensor], spec: ModelSpec) -> int | None:
+    """Number of outputs from the classifier's weight in the checkpoint, if identifiable."""
+    candidates = [spec.classifier] if spec.classifier else []
+    candidates += spec.extra.get("head_keys", [])
+    for key in candidates:
+        w = state.get(f"{key}.weight")
+        if w is not None and w.ndim == 2:
+            return int(w.shape[0])
+    return None
