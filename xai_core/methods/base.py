@@ -46,7 +46,9 @@ class Param:
             if kind is bool:
                 value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
             elif kind is tuple:
-                value = tuple(int(v) for v in value)
+                # elements take the type of the default's (ints, or floats such as areas)
+                elem = type(self.default[0]) if self.default else int
+                value = tuple(elem(v) for v in value)
             elif self.default is not None:
                 value = kind(value)
         except (TypeError, ValueError) as exc:
@@ -118,6 +120,15 @@ class Method(ABC):
     def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
                    progress: ProgressFn | None = None) -> Attribution:
         """Explain one chunk: ``x`` (B, 3, T, H, W) on the model's device, ``target`` (B,)."""
+
+    def cost_passes(self) -> int:
+        """Forward+backward passes through the model per explained clip (for time estimates).
+
+        The UI multiplies this by a measured pass time before starting long work (e.g. a
+        freeze-frame decomposition runs the method on T + 1 clips). Optimisation-based
+        methods override it.
+        """
+        return 1
 
     # ----------------------------------------------------------------- public API
     def key(self) -> dict[str, Any]:
