@@ -108,7 +108,8 @@ def state_dict_hash(state: dict[str, torch.Tensor]) -> str:
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu().contiguous()
             h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            # reshape: 0-dim tensors (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
