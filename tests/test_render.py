@@ -242,3 +242,26 @@ def test_overlay_video_is_readable_h264(tmp_path):
         decoded = [f.to_ndarray(format="rgb24") for f in box.decode(stream)]
     assert len(decoded) == 6
     assert decoded[0].shape == (48, 48, 3)
+
+
+def test_frame_panel_kinds_and_zoom():
+    frame = np.full((8, 8, 3), 50, np.uint8)
+    m = np.zeros((8, 8), np.float32)
+    m[2, 2] = -4.0
+    over = R.frame_panel(frame, m, kind="overlay", scale=4.0, alpha=1.0, zoom=2)
+    heat = R.frame_panel(frame, m, kind="heatmap", scale=4.0, zoom=2)
+    assert over.shape == heat.shape == (16, 16, 3)
+    assert tuple(over[0, 15]) == (50, 50, 50)  # no relevance: the frame shows through
+    assert tuple(heat[0, 15]) == R.neutral_colour("bwr")  # heatmap: neutral colour
+    assert heat[5, 5, 2] > heat[5, 5, 0]  # the negative spot is blue
+    with pytest.raises(ParameterError, match="panel kind"):
+        R.frame_panel(frame, m, kind="contour")
+
+
+def test_relevance_over_time_splits_signs_and_sums_to_net():
+    _, m = clip(t=5)
+    pos, neg = R.relevance_over_time(m)
+    assert pos.shape == neg.shape == (5,)
+    assert np.all(pos >= 0) and np.all(neg <= 0)
+    np.testing.assert_allclose(pos + neg, m.sum(axis=(1, 2)), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(pos, np.where(m > 0, m, 0).sum(axis=(1, 2)), rtol=1e-5)

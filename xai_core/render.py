@@ -246,6 +246,37 @@ def _resize_maps(unit: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack(resized).reshape(*unit.shape[:-2], *size)
 
 
+def frame_panel(frame: np.ndarray, relevance: np.ndarray, *, kind: str = "overlay",
+                cmap: str = "bwr", scale: float | None = None, alpha: float = 0.6,
+                zoom: float = 1.0) -> np.ndarray:
+    """One frame's relevance for display: ``"overlay"`` on the frame or the bare ``"heatmap"``.
+
+    ``frame`` (H, W, 3) uint8 and ``relevance`` (h, w); the result is ``zoom`` times the
+    frame's size (the map is interpolated bilinearly, in relevance units, before colouring).
+    """
+    if kind not in ("overlay", "heatmap"):
+        raise ParameterError(f"unknown panel kind {kind!r}", hint="Use overlay or heatmap.")
+    big = _zoom(np.asarray(frame), zoom)
+    arr = check_finite(relevance)
+    s = _resolve_scale(arr, scale)
+    if kind == "overlay":
+        return overlay(big, arr, alpha, cmap, s)
+    return colourise(_resize_maps(_to_unit(arr, s), big.shape[:2]), cmap, 1.0)
+
+
+def relevance_over_time(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of positive and of negative relevance in each frame: ``(pos (T,), neg (T,))``.
+
+    ``neg`` is ≤ 0 and ``pos + neg`` is the frame's net relevance, in the method's units
+    (the relevance-over-time view of the survey, paper 002).
+    """
+    arr = check_finite(maps)
+    if arr.ndim != 3:
+        raise ParameterError(f"need maps (T, H, W), got {arr.shape}")
+    flat = arr.reshape(arr.shape[0], -1).astype(np.float64)
+    return np.clip(flat, 0, None).sum(axis=1), np.clip(flat, None, 0).sum(axis=1)
+
+
 # --------------------------------------------------------------------------- text, legend
 @lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.ImageFont:
@@ -556,16 +587,10 @@ def overlay_frames(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
 def overlay_video(path: str | Path, frames: np.ndarray, maps: np.ndarray, fps: float = 8.0, *,
                   cmap: str = "bwr", scale: float | np.ndarray | None = None, alpha: float = 0.6,
                   zoom: float = 2.0) -> Path:
-    """Write the overlaid clip as a browser-playable H.264 mp4 (yuv420p) and return its path.
-
-    Frame sizes are rounded up to even numbers, as yuv420p requires.
-    """
+    """Write the overlaid clip as a browser-playable H.264 mp4 (yuv420p) and return its path."""
     from .video.write import write_video  # PyAV libx264 writer, owned by the video module
 
     if not np.isfinite(fps) or fps <= 0:
         raise ParameterError(f"fps must be > 0, got {fps}")
     video = overlay_frames(frames, maps, cmap=cmap, scale=scale, alpha=alpha, zoom=zoom)
-    pad_h, pad_w = video.shape[1] % 2, video.shape[2] % 2
-    if pad_h or pad_w:
-        video = np.pad(video, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     return Path(write_video(path, video, fps))
