@@ -1,0 +1,275 @@
+"""Motion metrics of Hiley et al. (2020), "Explaining Motion Relevance for Activity
+Recognition in Video Deep Learning Models": motion precision against optical flow,
+selectivity, agreement between methods, overhead; and the motion share of a model.
+
+Definitions (the paper's where it gives one, ours where it does not — stated here):
+
+* **positively relevant voxels** ``R > 0`` (the paper centres explanations on zero so
+  that negligible relevance is 0; signed relevance is kept signed, so negative evidence
+  never counts as "relevant");
+* **optical flow per frame**: flow is computed between consecutive frames in both
+  directions, each in the coordinates of the frame it starts from; frame t's magnitude
+  is the larger of its forward (t→t+1) and backward (t→t−1) flow, so every frame —
+  the first and the T-th included — gets flow in its own pixel grid (the first frame
+  has only forward, the last only backward flow). "Moving" means magnitude above a
+  threshold in pixels per frame (default 0.5: on the synthetic world, measured in
+  docs/evaluation.md, it keeps camera noise out and most of the actor in).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import ParameterError, VideoError
+from ..methods.base import Param
+from .base import ClipEvidence, Metric, register_metric
+
+_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+# --------------------------------------------------------------------------- optical flow
+def flow_magnitude(frames: np.ndarray, algorithm: str = "dis-medium") -> np.ndarray:
+    """Per-frame dense optical-flow magnitude (T, H, W) float32, in pixels per frame.
+
+    Parameters
+    ----------
+    frames
+        uint8 RGB (T, H, W, 3) (or grey (T, H, W)), in temporal order, T ≥ 2.
+    algorithm
+        ``"dis-ultrafast"``, ``"dis-fast"``, ``"dis-medium"`` (OpenCV DIS, Kroeger et
+        al. 2016) or ``"farneback"``.
+
+    Frame t gets max(|flow t→t+1|, |flow t→t−1|); see the module docstring.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim == 4 and frames.shape[-1] == 3:
+        grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames]
+    elif frames.ndim == 3:
+        grey = list(frames)
+    else:
+        raise VideoError(f"frames must be (T, H, W, 3) or (T, H, W), got {frames.shape}",
+                         hint="Pass the clip's uint8 RGB frames.")
+    if len(grey) < 2:
+        raise VideoError("optical flow needs at least two frames", hint="Use a longer clip.")
+    # DIS refuses non-contiguous input (a cropped view): copy once here.
+    grey = [np.ascontiguousarray(g, dtype=np.uint8) for g in grey]
+    calc = _flow_fn(algorithm)
+    t = len(grey)
+    mag = np.zeros((t, *grey[0].shape), np.float32)
+    for i in range(t - 1):
+        fwd = calc(grey[i], grey[i + 1])
+        bwd = calc(grey[i + 1], grey[i])
+        mag[i] = np.maximum(mag[i], np.hypot(fwd[..., 0], fwd[..., 1]))
+        mag[i + 1] = np.maximum(mag[i + 1], np.hypot(bwd[..., 0], bwd[..., 1]))
+    return mag
+
+
+def _flow_fn(algorithm: str):
+    if algorithm.startswith("dis-") and algorithm[4:] in _DIS_PRESETS:
+        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[algorithm[4:]])
+        return lambda a, b: dis.calc(a, b, None)
+    if algorithm == "farneback":
+        return lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    raise ParameterError(f"unknown optical-flow algorithm {algorithm!r}",
+                         hint="Use dis-ultrafast, dis-fast, dis-medium or farneback.")
+
+
+FLOW_ALGORITHMS = tuple(f"dis-{p}" for p in _DIS_PRESETS) + ("farneback",)
+
+
+# --------------------------------------------------------------------------- functions
+def positive(relevance: np.ndarray, min_relevance: float = 0.0) -> np.ndarray:
+    """Voxels counted as relevant: ``R > min_relevance · max(R)`` (0: any positive value)."""
+    rel = np.asarray(relevance, dtype=np.float64)
+    top = float(rel.max()) if rel.size else 0.0
+    return rel > max(min_relevance * top, 0.0)
+
+
+def motion_precision(relevance: np.ndarray, flow: np.ndarray, flow_threshold: float = 0.5,
+                     min_relevance: float = 0.0) -> float:
+    """Share of positively relevant voxels that lie where the flow moves (Hiley 2020, §4.3.1).
+
+    ``P = Σ (R > 0) ⊙ (|O| > threshold) / Σ (R > 0)``; NaN when no voxel is positive.
+    """
+    rel = positive(relevance, min_relevance)
+    if rel.shape != np.shape(flow):
+        raise ParameterError(f"relevance {rel.shape} and flow {np.shape(flow)} differ in shape")
+    n = int(rel.sum())
+    if n == 0:
+        return float("nan")
+    return float((rel & (np.asarray(flow) > flow_threshold)).sum() / n)
+
+
+def selectivity(selective: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
+    """Area and relevance-mass ratio of a selective map to its baseline (Hiley 2020, §4.3.2).
+
+    ``area_ratio = #(S > 0) / #(B > 0)``, ``mass_ratio = Σ S⁺ / Σ B⁺`` (positive parts,
+    so that signed relevance cannot cancel). The ideal filter keeps most of the mass in
+    a small part of the area (mass_ratio ≫ area_ratio). NaN when B has no positive voxel.
+    """
+    s = np.asarray(selective, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    area_b = int((b > 0).sum())
+    mass_b = float(np.clip(b, 0, None).sum())
+    if area_b == 0:
+        return {"area_ratio": float("nan"), "mass_ratio": float("nan")}
+    return {"area_ratio": float((s > 0).sum() / area_b),
+            "mass_ratio": float(np.clip(s, 0, None).sum() / mass_b)}
+
+
+def agreement(a: np.ndarray, b: np.ndarray, top: float | None = None) -> dict[str, float]:
+    """Overlap of the relevant voxels of two maps: IoU and Dice.
+
+    The paper reports a "percentage overlap between areas of relevance" without a
+    formula; we report both symmetric overlaps of the sets A, B of relevant voxels:
+    ``IoU = |A∩B| / |A∪B|`` and ``Dice = 2|A∩B| / (|A| + |B|)``.
+
+    ``top=None`` takes the positive voxels (the paper's notion of relevant);
+    ``top=f`` takes each map's top fraction f of voxels by value instead, which does
+    not reward a method for marking everything positive (Grad-CAM's upsampled maps).
+    NaN when both sets are empty.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ParameterError(f"maps of shape {a.shape} and {b.shape} cannot be compared")
+    if top is None:
+        sa, sb = a > 0, b > 0
+    else:
+        sa, sb = _top_set(a, top), _top_set(b, top)
+    inter = int((sa & sb).sum())
+    union = int((sa | sb).sum())
+    total = int(sa.sum() + sb.sum())
+    if total == 0:
+        return {"iou": float("nan"), "dice": float("nan")}
+    return {"iou": inter / union, "dice": 2 * inter / total}
+
+
+def _top_set(m: np.ndarray, fraction: float) -> np.ndarray:
+    k = int(round(fraction * m.size))
+    out = np.zeros(m.size, bool)
+    if k > 0:
+        # stable order: equal values are taken in index order, the same for both maps
+        out[np.argsort(-m.ravel(), kind="stable")[:k]] = True
+    return out.reshape(m.shape)
+
+
+def summarise_motion_share(shares: np.ndarray | list[float]) -> dict[str, float]:
+    """A model's motion share over a set of clips: mean, std, median, n, and the
+    spatial-bias score ``1 − mean`` (the share of relevance that did not need motion).
+    NaNs (clips without positive relevance) are left out and not counted in n."""
+    v = np.asarray(shares, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "median": float("nan"), "n": 0,
+                "spatial_bias": float("nan")}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "median": float(np.median(v)), "n": int(v.size), "spatial_bias": float(1 - v.mean())}
+
+
+# --------------------------------------------------------------------------- metrics
+@register_metric
+class MotionPrecision(Metric):
+    name = "motion_precision"
+    higher_is_better = True
+    needs = ("frames",)
+    quantities = ("motion_precision",)
+    description = "share of positively relevant voxels where optical flow moves"
+    reference = "Hiley et al. 2020, Explaining Motion Relevance ..., §4.3.1, Table 1"
+    params = {
+        "flow_threshold": Param(0.5, "flow magnitude (px/frame) above which a pixel moves",
+                                low=0.0),
+        "algorithm": Param("dis-medium", "optical flow algorithm", choices=FLOW_ALGORITHMS),
+        "min_relevance": Param(0.0, "relevant: R > this fraction of the map's max", low=0.0,
+                               high=1.0),
+    }
+
+    def flow(self, ev: ClipEvidence) -> np.ndarray:
+        algo = self.config["algorithm"]
+        return ev.cached(("flow", algo), lambda: flow_magnitude(ev.frames, algo))
+
+    def score_map(self, ev: ClipEvidence, method: str, variant: str,
+                  relevance: np.ndarray) -> dict[str, float]:
+        flow = self.flow(ev)
+        if flow.shape != relevance.shape:
+            raise ParameterError(f"frames give flow of shape {flow.shape} but the {method} map "
+                                 f"is {relevance.shape}",
+                                 hint="Pass the frames the model saw (resized and cropped).")
+        return {"motion_precision": motion_precision(relevance, flow,
+                                                     self.config["flow_threshold"],
+                                                     self.config["min_relevance"])}
+
+    def baseline(self, ev: ClipEvidence) -> dict[str, float]:
+        # A map positive everywhere scores the share of moving voxels: the chance level.
+        flow = self.flow(ev)
+        return {"motion_precision": float((flow > self.config["flow_threshold"]).mean())}
+
+
+@register_metric
+class Selectivity(Metric):
+    name = "selectivity"
+    higher_is_better = None
+    variants = ("selective",)
+    quantities = ("area_ratio", "mass_ratio")
+    description = "area and relevance-mass ratio of the selective map to its full map"
+    reference = "Hiley et al. 2020, §4.3.2, Table 3"
+
+    def score_map(self, ev: ClipEvidence, method: str, variant: str,
+                  relevance: np.ndarray) -> dict[str, float]:
+        if "full" not in ev.maps[method]:
+            return {}
+        return selectivity(relevance, ev.maps[method]["full"])
+
+
+@register_metric
+class Agreement(Metric):
+    name = "agreement"
+    higher_is_better = None
+    needs = ("pair",)
+    scope = "pair"
+    variants = ("full",)
+    quantities = ("iou", "dice")
+    description = "overlap (IoU, Dice) of two methods' relevant voxels"
+    reference = "Hiley et al. 2020, §5.2, Table 2"
+    params = {"top": Param(0.0, "0: positive voxels (paper); f>0: each map's top fraction f",
+                           low=0.0, high=1.0)}
+
+    def score_pair(self, ev: ClipEvidence, a: str, b: str, variant: str) -> dict[str, float]:
+        top = self.config["top"] or None
+        return agreement(ev.maps[a][variant], ev.maps[b][variant], top=top)
+
+
+@register_metric
+class Overhead(Metric):
+    name = "overhead"
+    higher_is_better = False
+    needs = ("timings",)
+    scope = "method"
+    quantities = ("time_<stage>_ms",)
+    description = "time of each method and of its decomposition steps, in milliseconds"
+    reference = "Hiley et al. 2020, §4.3.3, Table 4"
+
+    def score_method(self, ev: ClipEvidence, method: str) -> dict[str, Any]:
+        return {f"time_{stage}_ms": 1000.0 * float(sec)
+                for stage, sec in ev.timings.get(method, {}).items() if sec is not None}
+
+
+@register_metric
+class MotionShare(Metric):
+    name = "motion_share"
+    higher_is_better = None
+    needs = ("motion_share",)
+    scope = "method"
+    quantities = ("motion_share",)
+    description = ("share of a method's relevance that needs motion (engine's definition); "
+                   "averaged over clips it is the model's motion share, 1 − it the spatial bias")
+    reference = "Hiley et al. 2019 (discriminative relevance); this project"
+
+    def score_method(self, ev: ClipEvidence, method: str) -> dict[str, float]:
+        v = ev.motion_share.get(method)
+        return {} if v is None else {"motion_share": float(v)}
