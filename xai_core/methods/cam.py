@@ -1,0 +1,178 @@
+"""Class activation maps of a 3-D convolutional layer: Grad-CAM, Saliency Tubes, Guided Grad-CAM.
+
+A CAM lives on the coarse (T', H', W') grid of a late layer and is upsampled trilinearly
+(``align_corners=False``) to the clip. It has no per-colour-channel form, so ``raw`` is
+``None`` for Grad-CAM and Saliency Tubes; Guided Grad-CAM multiplies the CAM into the
+per-channel guided gradient, so it has one.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from captum.attr import LayerGradCam
+from torch import nn
+
+from ..errors import MethodError, ParameterError
+from ..models.registry import LoadedModel
+from .base import Attribution, Method, Param, ProgressFn, register_method
+from .gradients import guided_backprop
+
+
+def resolve_layer(model: LoadedModel, dotted: str) -> nn.Module:
+    """The layer at ``dotted`` (or the spec's CAM layer when empty), with a clear error."""
+    dotted = dotted or model.spec.cam_layer
+    try:
+        return model.module.get_submodule(dotted)
+    except AttributeError:
+        names = [n for n, _ in model.module.named_modules() if n]
+        raise ParameterError(f"model {model.name} has no layer {dotted!r}",
+                             hint="Some of its layers: " + ", ".join(names[-12:]) + ".") from None
+
+
+def upsample(cam: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """(B, T', H', W') → (B, T, H, W) by trilinear interpolation (align_corners=False)."""
+    if cam.ndim != 4:
+        raise MethodError(f"the CAM layer gives a map of {cam.ndim - 1} dimensions, expected "
+                          "(T, H, W)",
+                          hint="Pick a 3-D convolutional layer with the layer parameter.")
+    return F.interpolate(cam[:, None], size=size, mode="trilinear", align_corners=False)[:, 0]
+
+
+class CamMethod(Method):
+    """Base of the CAM family: subclasses compute the coarse map (:meth:`coarse_map`)."""
+
+    family: ClassVar[str] = "cam"
+    has_raw: ClassVar[bool] = False
+
+    @abstractmethod
+    def coarse_map(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, T', H', W') map on the layer's grid."""
+
+    def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
+                   progress: ProgressFn | None = None) -> Attribution:
+        x = x.detach().clone().requires_grad_(True)
+        cam = self.coarse_map(model, x, target).detach()
+        return Attribution(upsample(cam, tuple(x.shape[2:])), None)
+
+
+_LAYER = Param("", "dotted name of the layer (empty: the model's CAM layer)")
+
+
+@register_method
+class GradCam(CamMethod):
+    """3-D Grad-CAM: channel weights = mean gradient over (T', H', W'), ReLU of Σ weight·map.
+
+    The ReLU belongs to Selvaraju et al.'s definition and is on by default; turn it off
+    (``relu=False``) to keep the signed map, e.g. to see evidence *against* the class.
+
+    References
+    ----------
+    Selvaraju et al., "Grad-CAM: visual explanations from deep networks via gradient-based
+    localization", ICCV (2017).
+    """
+
+    name = "gradcam"
+    description = "3-D Grad-CAM of a late conv layer, upsampled to the clip"
+    reference = "Selvaraju et al. 2017, ICCV (Grad-CAM)"
+    params = {
+        "layer": _LAYER,
+        "relu": Param(True, "apply the ReLU of the paper's definition (off: signed map)"),
+    }
+
+    def coarse_map(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        layer = resolve_layer(model, self.config["layer"])
+        cam = LayerGradCam(model.module, layer).attribute(
+            x, target=target, relu_attributions=self.config["relu"])
+        if not isinstance(cam, torch.Tensor) or cam.ndim != 5 or cam.shape[:2] != (x.shape[0], 1):
+            got = tuple(cam.shape) if isinstance(cam, torch.Tensor) else type(cam).__name__
+            raise MethodError(f"gradcam got a map of shape {got} from layer "
+                              f"{self.config['layer'] or model.spec.cam_layer!r}",
+                              hint="Pick a 3-D convolutional layer with the layer parameter.")
+        return cam[:, 0]
+
+
+@register_method
+class SaliencyTubes(CamMethod):
+    """Saliency Tubes: plain CAM, Σₖ w[class, k]·Aₖ over the last conv layer (signed).
+
+    Needs a global-average-pool + linear head: ``A`` is the CAM layer's output and ``w`` the
+    weight of the model's classifier. Then mean(CAM) + bias = logit (the CAM identity).
+
+    References
+    ----------
+    Stergiou et al., "Saliency tubes: visual explanations for spatio-temporal
+    convolutions", ICIP (2019); Zhou et al., "Learning deep features for discriminative
+    localization", CVPR (2016).
+    """
+
+    name = "saliency-tubes"
+    description = "Plain CAM with the final linear layer's weights (global-pool heads only)"
+    reference = "Stergiou et al. 2019, ICIP (Saliency Tubes); Zhou et al. 2016, CVPR (CAM)"
+    params = {"layer": _LAYER}
+
+    def check(self, model: LoadedModel) -> None:
+        head = model.spec.classifier and model.module.get_submodule(model.spec.classifier)
+        if not isinstance(head, nn.Linear):
+            raise MethodError(
+                f"saliency-tubes needs a global-pool + linear head, which {model.name} lacks",
+                hint="Use gradcam, which works with any head.")
+
+    def coarse_map(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        layer = resolve_layer(model, self.config["layer"])
+        head = model.module.get_submodule(model.spec.classifier)
+        seen: dict[str, torch.Tensor] = {}
+        handles = [
+            layer.register_forward_hook(lambda m, i, o: seen.__setitem__("maps", o)),
+            head.register_forward_pre_hook(lambda m, i: seen.__setitem__("features", i[0])),
+        ]
+        try:
+            with torch.no_grad():
+                model.module(x)
+        finally:
+            for h in handles:
+                h.remove()
+        maps, features = seen.get("maps"), seen.get("features")
+        is_map = isinstance(maps, torch.Tensor) and maps.ndim == 5
+        pooled = maps.mean(dim=(2, 3, 4)) if is_map else None
+        # the CAM is only exact when the head sees exactly the global average of the maps
+        if (pooled is None or features is None or features.shape != pooled.shape
+                or not torch.allclose(features, pooled, rtol=1e-4,
+                                      atol=1e-5 * (1 + float(pooled.abs().max())))):
+            raise MethodError(
+                "saliency-tubes needs the CAM layer to feed a global average pool and then the "
+                "linear classifier directly",
+                hint="Give the last conv layer with the layer parameter, or use gradcam.")
+        weights = head.weight[target.to(head.weight.device)]  # (B, K)
+        return torch.einsum("bkthw,bk->bthw", maps, weights)
+
+
+@register_method
+class GuidedGradCam(Method):
+    """Guided Grad-CAM: guided backprop × the upsampled Grad-CAM, per colour channel.
+
+    Built from this package's guided backprop and Grad-CAM rather than captum's
+    ``GuidedGradCam``, which returns an empty tensor when it cannot interpolate.
+
+    References
+    ----------
+    Selvaraju et al., "Grad-CAM: visual explanations from deep networks via gradient-based
+    localization", ICCV (2017).
+    """
+
+    name = "guided-gradcam"
+    description = "Guided backprop weighted by the upsampled Grad-CAM"
+    family = "cam"
+    reference = "Selvaraju et al. 2017, ICCV (Guided Grad-CAM)"
+    has_raw = True
+    params = dict(GradCam.params)
+
+    def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
+                   progress: ProgressFn | None = None) -> Attribution:
+        cam = GradCam(**self.config)._attribute(model, x, target).relevance.to(x.device)
+        x = x.detach().clone().requires_grad_(True)
+        raw = guided_backprop(model, x, target, self.name).detach() * cam[:, None]
+        return Attribution(raw.sum(1), raw)
