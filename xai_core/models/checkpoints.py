@@ -21,7 +21,8 @@ def load_class_names(source: str | Path | list[str]) -> list[str]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"cannot read class-names file {path.name!r}",
-                                  hint="Give a UTF-8 text file with one class name per line.") from exc
+                                  hint="Give a UTF-8 text file with one class name per line."
+                                  ) from exc
         names = []
         for line in text.splitlines():
             line = line.strip()

@@ -43,8 +43,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def _ensure_registered() -> None:
-    if _REGISTRY:
-        return
+    # Import the zoo on first use, even when something (a test, a plugin) registered a
+    # model before: a non-empty registry does not mean the zoo is in it.
     from . import zoo  # noqa: F401  (registers the bundled and zoo architectures)
 
 
@@ -144,7 +144,8 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path.name!r} does not exist",
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"checkpoint {str(path)!r} {what}",
                               hint="Check the path to the .pt/.pth file.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -157,12 +158,14 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
                 hint="Save the model with torch.save(model.state_dict(), path) and use that file.",
             ) from exc
         raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({text[:120]})",
-                              hint="Use a file written by torch.save(model.state_dict(), path).") from exc
+                              hint="Use a file written by torch.save(model.state_dict(), path)."
+                              ) from exc
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    tensors_only = isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())
+    if not tensors_only or not obj:
         raise CheckpointError(f"{path.name} does not hold a state dict of tensors",
                               hint="Save the model with torch.save(model.state_dict(), path).")
     if all(k.startswith("module.") for k in obj):
@@ -170,13 +173,15 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str, *,
+               assign: bool = False) -> None:
     """Load ``state`` strictly; name every missing, unexpected and mis-shaped key."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if tuple(own[k].shape) != tuple(state[k].shape)]
+              for k in sorted(set(own) & set(state))
+              if tuple(own[k].shape) != tuple(state[k].shape)]
     if missing or extra or shapes:
         parts = []
         if missing:
@@ -188,7 +193,33 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str) -
         raise CheckpointError(f"{source} does not fit this architecture: " + "; ".join(parts),
                               hint="Pick the architecture the checkpoint was trained with, and the "
                                    "matching number of classes.")
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
+
+
+def _build_with_state(spec: ModelSpec, num_classes: int, state: dict[str, torch.Tensor],
+                      source: str) -> nn.Module:
+    """Build ``spec``'s network holding ``state``'s weights.
+
+    The network is first built on the ``meta`` device: random initialisation of weights
+    that are overwritten at once costs seconds for C3D's 78 M parameters. Anything the
+    checkpoint does not fill (a non-persistent buffer) falls back to a normal build.
+    """
+    try:
+        with torch.device("meta"):
+            module = spec.build(num_classes)
+    except Exception:  # a builder that computes on tensor values cannot run on meta
+        module = None
+    if module is not None:
+        own = module.state_dict()
+        # assign=True adopts the tensors as they are: cast to the module's own dtypes
+        # (a float16 checkpoint must not turn the network into float16).
+        cast = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+        load_state(module, cast, source, assign=True)
+        if not any(t.is_meta for t in (*module.parameters(), *module.buffers())):
+            return module
+    module = spec.build(num_classes)
+    load_state(module, state, source)
+    return module
 
 
 def _few(items: list[str], n: int = 4) -> str:
@@ -214,11 +245,17 @@ def load_model(name: str | None = None, *, arch: str | None = None,
     """
     from .checkpoints import load_class_names  # local: keeps import order simple
 
+    if arch is None and checkpoint is not None and name is not None:
+        arch = name  # load_model("r3d_18", checkpoint=...) reads naturally
     if arch is None and checkpoint is None:
         spec = get_spec(name or "motion")
         if not spec.weights:
             raise ParameterError(f"model {spec.name!r} has no bundled weights",
-                                 hint="Give --arch with --checkpoint for your own weights.")
+                                 hint=f"Give a checkpoint: --arch {spec.name} --checkpoint FILE.")
+        if not Path(spec.weights).is_file():
+            raise CheckpointError(f"the weights of the bundled model {spec.name!r} are missing "
+                                  f"({Path(spec.weights).name})",
+                                  hint="Train them with `make train` (scripts/train_bundled.py).")
         arch_spec, checkpoint, display = spec, Path(spec.weights), spec.name
         names = list(spec.class_names) if spec.class_names else None
     else:
@@ -239,8 +276,7 @@ def load_model(name: str | None = None, *, arch: str | None = None,
             f"the class-names file lists {len(names)} classes but the checkpoint's head has "
             f"{n_out} outputs", hint="Use the class list the model was trained with.")
     n = n_out or (len(names) if names else arch_spec.default_num_classes)
-    module = arch_spec.build(n)
-    load_state(module, state, Path(checkpoint).name)
+    module = _build_with_state(arch_spec, n, state, Path(checkpoint).name)
     dev = resolve_device(device)
     module = module.to(dev).eval()
     if names is None:
@@ -254,6 +290,7 @@ def _head_size(state: dict[str, torch.Tensor], spec: ModelSpec) -> int | None:
     candidates += spec.extra.get("head_keys", [])
     for key in candidates:
         w = state.get(f"{key}.weight")
-        if w is not None and w.ndim == 2:
+        # ndim 2: nn.Linear; ndim 5: a 1×1×1 Conv3d classifier (S3D)
+        if w is not None and w.ndim in (2, 5):
             return int(w.shape[0])
     return None

@@ -1,10 +1,92 @@
-"""Registers every architecture the project knows (imported once by the registry)."""
+"""Registers every architecture the project knows (imported once by the registry).
+
+* ``small-c3d`` and the bundled ``motion`` / ``context-biased`` (see :mod:`.bundled`);
+* ``c3d`` — Tran et al. (ICCV 2015), as in the widely used PyTorch port: OpenCV (BGR)
+  frames resized to 128×171, centre-cropped to 112, minus the mean [90, 98, 102], no
+  scaling; a flatten + fc6/fc7/fc8 head, so no CAM;
+* torchvision's Kinetics video nets ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` (Tran et al.,
+  CVPR 2018) and ``s3d`` (Xie et al., ECCV 2018), with their Kinetics input spec.
+
+Every architecture is built with random weights (``weights=None``): nothing is ever
+downloaded; a user brings a checkpoint (``load_model(arch=..., checkpoint=...)``).
+"""
 
 from __future__ import annotations
 
+from torchvision.models import video as tv_video
+
+from .architectures import C3D
 from .bundled import bundled_specs, small_c3d_spec
 from .registry import register_model
+from .spec import InputSpec, ModelSpec
+
+#: C3D port: BGR frames as OpenCV reads them, mean subtracted in BGR order, no scaling.
+C3D_INPUT = InputSpec(num_frames=16, height=112, width=112, resize=(128, 171),
+                      channel_order="BGR", scale=1.0, mean=(90.0, 98.0, 102.0),
+                      std=(1.0, 1.0, 1.0))
+
+#: torchvision's Kinetics-400 video transforms (VideoClassification preset), RGB.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+KINETICS_INPUT = InputSpec(num_frames=16, height=112, width=112, resize=(128, 171),
+                           channel_order="RGB", scale=1.0 / 255.0, mean=KINETICS_MEAN,
+                           std=KINETICS_STD)
+#: S3D's feature map must be ≥ 7×7 for its (2, 7, 7) average pool: 224 px, resize 256.
+S3D_INPUT = InputSpec(num_frames=16, height=224, width=224, resize=(256, 256),
+                      channel_order="RGB", scale=1.0 / 255.0, mean=KINETICS_MEAN,
+                      std=KINETICS_STD)
+
+
+def c3d_spec() -> ModelSpec:
+    return ModelSpec(
+        name="c3d",
+        build=lambda n: C3D(num_classes=n),
+        input=C3D_INPUT,
+        description="C3D (Tran et al. 2015), 78 M parameters, flatten + fc head (no CAM)",
+        cam_layer="relu5b",
+        classifier=None,
+        default_num_classes=101,  # UCF-101, what public C3D checkpoints are trained on
+        architecture="c3d",
+        extra={"head_keys": ["fc8"]},
+    )
+
+
+def _torchvision_spec(name: str, title: str) -> ModelSpec:
+    builder = getattr(tv_video, name)
+    return ModelSpec(
+        name=name,
+        build=lambda n: builder(weights=None, num_classes=n),
+        input=KINETICS_INPUT,
+        description=f"torchvision {title}, global-pool + fc head",
+        cam_layer="layer4",
+        classifier="fc",
+        default_num_classes=400,  # Kinetics-400
+        architecture=name,
+    )
+
+
+def s3d_spec() -> ModelSpec:
+    # The head is avgpool (2, 7, 7) + dropout + 1×1×1 conv + mean over the rest: not an
+    # nn.Linear, so CAM-style methods that need a linear classifier do not apply.
+    return ModelSpec(
+        name="s3d",
+        build=lambda n: tv_video.s3d(weights=None, num_classes=n),
+        input=S3D_INPUT,
+        description="torchvision S3D (Xie et al. 2018), 224 px, 1×1×1 conv head (no CAM)",
+        cam_layer="features",
+        classifier=None,
+        default_num_classes=400,
+        architecture="s3d",
+        extra={"head_keys": ["classifier.1"]},
+    )
+
 
 register_model(small_c3d_spec())
+register_model(c3d_spec())
+for _name, _title in (("r3d_18", "R3D-18 (Tran et al. 2018)"),
+                      ("mc3_18", "MC3-18 (Tran et al. 2018)"),
+                      ("r2plus1d_18", "R(2+1)D-18 (Tran et al. 2018)")):
+    register_model(_torchvision_spec(_name, _title))
+register_model(s3d_spec())
 for _spec in bundled_specs():
     register_model(_spec)
