@@ -64,6 +64,7 @@ class LrpMethod(Method):
             raise MethodError(
                 f"{self.name} cannot explain layers that run more than once per forward pass "
                 f"({trace.reused[:4]})", hint="Use a gradient-based or CAM method for this model.")
+        canonizers = video_canonizers(model.module, trace)  # refuses unmergeable BatchNorms
         low, high = (b.to(x.device) for b in model.input.pixel_bounds())
         first, conv, linear = self.rules(low, high)
         if first is not None and not trace.first_takes_input:
@@ -74,7 +75,7 @@ class LrpMethod(Method):
         layer_map = layer_map_base() + [(Convolution, conv), (torch.nn.Linear, linear)]
         name_map = [((trace.first_layer,), first)] if first is not None else []
         return NameLayerMapComposite(name_map=name_map, layer_map=layer_map,
-                                     canonizers=video_canonizers(model.module, trace))
+                                     canonizers=canonizers)
 
     def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
                    progress: ProgressFn | None = None) -> Attribution:
