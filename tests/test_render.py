@@ -265,3 +265,28 @@ def test_relevance_over_time_splits_signs_and_sums_to_net():
     assert np.all(pos >= 0) and np.all(neg <= 0)
     np.testing.assert_allclose(pos + neg, m.sum(axis=(1, 2)), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(pos, np.where(m > 0, m, 0).sum(axis=(1, 2)), rtol=1e-5)
+
+
+def test_contrast_gamma_lifts_weak_relevance_and_keeps_zero_sign_and_ends():
+    m = np.array([[-1.0, -0.25, 0.0, 0.25, 1.0]], np.float32)
+    lin = R.colourise(m, "bwr", scale=1.0).astype(int)
+    bent = R.colourise(m, "bwr", scale=1.0, gamma=0.5).astype(int)
+    np.testing.assert_array_equal(bent[0, [0, 2, 4]], lin[0, [0, 2, 4]])  # 0 and ±scale fixed
+    # 0.25 is drawn where 0.5 is on the linear scale: sqrt(0.25)
+    half = R.colourise(np.array([[0.5, -0.5]], np.float32), "bwr", scale=1.0).astype(int)
+    np.testing.assert_array_equal(bent[0, [3, 1]], half[0])
+    frame = np.full((1, 5, 3), 100, np.uint8)
+    w_lin = np.abs(R.overlay(frame, m, 1.0, "bwr", 1.0).astype(int) - 100).sum(-1)
+    w_bent = np.abs(R.overlay(frame, m, 1.0, "bwr", 1.0, gamma=0.5).astype(int) - 100).sum(-1)
+    assert w_bent[0, 3] > w_lin[0, 3] and w_bent[0, 2] == w_lin[0, 2] == 0
+    with pytest.raises(ParameterError, match="gamma"):
+        R.colourise(m, "bwr", gamma=0.0)
+
+
+def test_colour_bar_with_gamma_labels_real_values():
+    # the half-way tick of a gamma-0.5 bar sits at 0.25·scale; drawing differs from linear
+    lin = R.colour_bar("bwr", 4.0, gamma=1.0)
+    bent = R.colour_bar("bwr", 4.0, gamma=0.5)
+    assert lin.shape == bent.shape
+    assert not np.array_equal(lin[20:40], bent[20:40])  # tick labels differ (2 vs 1)
+    np.testing.assert_array_equal(lin[2:10], bent[2:10])  # the bar itself is the same

@@ -12,6 +12,10 @@ Conventions
   ``(T, H, W, 3)`` or ``(H, W, 3)`` ``uint8`` RGB.
 * A ``scale`` is the ``|relevance|`` that gets full colour: a float, or one value per
   frame (shape ``(T,)``) as returned by :func:`normalise` in ``"per-frame"`` mode.
+* ``gamma`` (contrast) bends the colour scale: colour position = sign(R)·(|R|/scale)^gamma.
+  1 is linear; below 1 makes weak relevance visible (relevance maps are heavy-tailed).
+  Zero and ±scale stay where they are, and :func:`colour_bar` labels its ticks with the
+  real values, so the legend stays true.
 
 The staggered view follows the *Saliency Tubes* figure (Stergiou et al., ICIP 2019, described
 in Hiley et al.'s survey, paper 002): frames are stacked in depth with an oblique offset so
@@ -145,6 +149,16 @@ def _to_unit(arr: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0, out=out)
 
 
+def _contrast(unit: np.ndarray, gamma: float) -> np.ndarray:
+    """sign(u)·|u|^gamma: zero and ±1 fixed, weak values lifted when gamma < 1."""
+    if not (np.isfinite(gamma) and 0.1 <= gamma <= 3.0):
+        raise ParameterError(f"contrast gamma must be in [0.1, 3], got {gamma}",
+                             hint="Use 1 for a linear colour scale.")
+    if gamma == 1.0:
+        return unit
+    return np.sign(unit) * np.abs(unit) ** np.float32(gamma)
+
+
 def _resolve_scale(arr: np.ndarray, scale: float | np.ndarray | None) -> np.ndarray:
     """The given scale, or the per-clip max |value| when none is given."""
     if scale is None:
@@ -188,8 +202,8 @@ def _indices(unit: np.ndarray, diverging: bool) -> np.ndarray:
     return np.rint(np.clip(unit, 0.0, 1.0) * (_LUT_SIZE - 1)).astype(np.intp)
 
 
-def colourise(maps: np.ndarray, cmap: str = "bwr", scale: float | np.ndarray | None = None
-              ) -> np.ndarray:
+def colourise(maps: np.ndarray, cmap: str = "bwr", scale: float | np.ndarray | None = None,
+              gamma: float = 1.0) -> np.ndarray:
     """Colour signed relevance: ``(..., H, W)`` → ``(..., H, W, 3)`` uint8.
 
     ``scale`` (float or one per frame) is the ``|relevance|`` given full colour; by default
@@ -197,17 +211,17 @@ def colourise(maps: np.ndarray, cmap: str = "bwr", scale: float | np.ndarray | N
     map, negative relevance is drawn as zero.
     """
     arr = check_finite(maps)
-    unit = _to_unit(arr, _resolve_scale(arr, scale))
+    unit = _contrast(_to_unit(arr, _resolve_scale(arr, scale)), gamma)
     return colour_table(cmap)[_indices(unit, is_diverging(cmap))]
 
 
 def overlay(frames: np.ndarray, maps: np.ndarray, alpha: float = 0.6, cmap: str = "bwr",
-            scale: float | np.ndarray | None = None) -> np.ndarray:
+            scale: float | np.ndarray | None = None, gamma: float = 1.0) -> np.ndarray:
     """Relevance as heat on top of the frames, opaque where ``|relevance|`` is large.
 
-    The blend weight of each pixel is ``alpha · |relevance| / scale`` (positive part only
-    for positive-only maps), so zero relevance leaves the frame untouched and a heat map
-    never hides the picture where it says nothing.
+    The blend weight of each pixel is ``alpha · (|relevance| / scale)^gamma`` (positive
+    part only for positive-only maps), so zero relevance leaves the frame untouched and a
+    heat map never hides the picture where it says nothing.
 
     Parameters
     ----------
@@ -229,7 +243,7 @@ def overlay(frames: np.ndarray, maps: np.ndarray, alpha: float = 0.6, cmap: str 
         raise ParameterError(f"{arr.shape[:-2] or 1} maps for {img.shape[:-3] or 1} frames",
                              hint="Give one relevance map per frame.")
     unit = _to_unit(arr, _resolve_scale(arr, scale))
-    unit = _resize_maps(unit, img.shape[-3:-1])
+    unit = _contrast(_resize_maps(unit, img.shape[-3:-1]), gamma)
     diverging = is_diverging(cmap)
     colour = colour_table(cmap)[_indices(unit, diverging)].astype(np.float32)
     weight = alpha * (np.abs(unit) if diverging else np.clip(unit, 0.0, 1.0))
@@ -248,7 +262,7 @@ def _resize_maps(unit: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def frame_panel(frame: np.ndarray, relevance: np.ndarray, *, kind: str = "overlay",
                 cmap: str = "bwr", scale: float | None = None, alpha: float = 0.6,
-                zoom: float = 1.0) -> np.ndarray:
+                zoom: float = 1.0, gamma: float = 1.0) -> np.ndarray:
     """One frame's relevance for display: ``"overlay"`` on the frame or the bare ``"heatmap"``.
 
     ``frame`` (H, W, 3) uint8 and ``relevance`` (h, w); the result is ``zoom`` times the
@@ -260,8 +274,8 @@ def frame_panel(frame: np.ndarray, relevance: np.ndarray, *, kind: str = "overla
     arr = check_finite(relevance)
     s = _resolve_scale(arr, scale)
     if kind == "overlay":
-        return overlay(big, arr, alpha, cmap, s)
-    return colourise(_resize_maps(_to_unit(arr, s), big.shape[:2]), cmap, 1.0)
+        return overlay(big, arr, alpha, cmap, s, gamma)
+    return colourise(_resize_maps(_to_unit(arr, s), big.shape[:2]), cmap, 1.0, gamma)
 
 
 def relevance_over_time(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,12 +310,14 @@ def format_value(v: float) -> str:
 
 
 def colour_bar(cmap: str = "bwr", scale: float = 1.0, *, width: int = 320, height: int = 64,
-               label: str = "relevance") -> np.ndarray:
+               label: str = "relevance", gamma: float = 1.0) -> np.ndarray:
     """A horizontal colour bar with tick labels in real relevance units.
 
     Diverging maps run from ``-scale`` (left) through 0 to ``+scale``; positive-only maps
     from 0 to ``+scale``. ``label`` is printed under the ticks (say the normalisation
-    there). Returns ``(height, width, 3)`` uint8.
+    there). With ``gamma`` ≠ 1 the ticks keep their places and show the real values
+    there (e.g. the half-way tick reads ``scale · 0.5^(1/gamma)``). Returns
+    ``(height, width, 3)`` uint8.
     """
     if not np.isfinite(scale) or scale < 0:
         raise ParameterError(f"colour-bar scale must be finite and ≥ 0, got {scale}")
@@ -317,11 +333,13 @@ def colour_bar(cmap: str = "bwr", scale: float = 1.0, *, width: int = 320, heigh
     row = colour_table(cmap)[_indices(pos, diverging)]
     img[2 : 2 + bar_h, pad : width - pad] = row[None]
     img[2 + bar_h, pad : width - pad] = _INK  # baseline for the ticks
+    _contrast(np.zeros(1, np.float32), gamma)  # validates gamma
     ticks = (-1.0, -0.5, 0.0, 0.5, 1.0) if diverging else (0.0, 0.5, 1.0)
     for t in ticks:
         x = pad + int(round((t - pos[0]) / (pos[-1] - pos[0]) * (width - 2 * pad - 1)))
         img[2 + bar_h : 6 + bar_h, x] = _INK
-        img = _draw_text(img, (x, 8 + bar_h), format_value(t * scale), text_size, anchor="ma")
+        value = np.sign(t) * abs(t) ** (1.0 / gamma) * scale  # inverse of _contrast
+        img = _draw_text(img, (x, 8 + bar_h), format_value(value), text_size, anchor="ma")
     if label:
         img = _draw_text(img, (width // 2, height - 2), label, text_size, anchor="md")
     return img
@@ -404,7 +422,7 @@ def _zoom(img: np.ndarray, zoom: float) -> np.ndarray:
 def strip(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
           scale: float | np.ndarray | None = None, alpha: float = 0.6,
           indices: Sequence[int] | None = None, every: int = 1, gap: int = 2,
-          zoom: float = 1.0, label_frames: bool = True) -> np.ndarray:
+          zoom: float = 1.0, label_frames: bool = True, gamma: float = 1.0) -> np.ndarray:
     """Frames with their relevance overlaid, in a row (left = first), as one RGB image.
 
     Parameters
@@ -428,7 +446,7 @@ def strip(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
     img, arr = _clip_inputs(frames, maps)
     idx = _frame_indices(len(img), indices, every)
     s = np.broadcast_to(_resolve_scale(arr, scale), (len(arr),))
-    tiles = [_zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i])), zoom) for i in idx]
+    tiles = [_zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i]), gamma), zoom) for i in idx]
     h, w = tiles[0].shape[:2]
     band = 16 if label_frames else 0
     out = np.full((h + band, len(tiles) * w + (len(tiles) - 1) * gap, 3), _BACKGROUND, np.uint8)
@@ -445,7 +463,7 @@ def staggered_tubes(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
                     indices: Sequence[int] | None = None, every: int = 1, zoom: float = 2.0,
                     squeeze: float = 0.6, shear: float = 0.3, step: float = 0.7,
                     rise: float = 0.03, opacity: float = 0.85, path: bool = True,
-                    label_frames: bool = True) -> np.ndarray:
+                    label_frames: bool = True, gamma: float = 1.0) -> np.ndarray:
     """The Saliency Tubes figure: frames stacked in depth with an oblique offset.
 
     Each frame (with its relevance overlaid) is drawn as a parallelogram — a card seen
@@ -475,7 +493,7 @@ def staggered_tubes(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
     canvas = np.full((geo.height, geo.width, 3), _BACKGROUND, np.float32)
     centres: list[tuple[float, float]] = []
     for k, i in enumerate(idx):
-        tile = _zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i])), zoom)
+        tile = _zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i]), gamma), zoom)
         m = geo.affine(k)
         warped = cv2.warpAffine(tile, m, (geo.width, geo.height), flags=cv2.INTER_LINEAR)
         cover = cv2.warpAffine(np.ones(tile.shape[:2], np.float32), m, (geo.width, geo.height),
@@ -576,21 +594,22 @@ def save_png(path: str | Path, img: np.ndarray) -> Path:
 
 def overlay_frames(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
                    scale: float | np.ndarray | None = None, alpha: float = 0.6,
-                   zoom: float = 1.0) -> np.ndarray:
+                   zoom: float = 1.0, gamma: float = 1.0) -> np.ndarray:
     """Every frame with its relevance overlaid, ``(T, H·zoom, W·zoom, 3)`` uint8."""
     img, arr = _clip_inputs(frames, maps)
     s = _resolve_scale(arr, scale)
     s = np.broadcast_to(s, (len(arr),)) if s.ndim == 0 else s
-    return np.stack([_zoom(o, zoom) for o in overlay(img, arr, alpha, cmap, s)])
+    return np.stack([_zoom(o, zoom) for o in overlay(img, arr, alpha, cmap, s, gamma)])
 
 
 def overlay_video(path: str | Path, frames: np.ndarray, maps: np.ndarray, fps: float = 8.0, *,
                   cmap: str = "bwr", scale: float | np.ndarray | None = None, alpha: float = 0.6,
-                  zoom: float = 2.0) -> Path:
+                  zoom: float = 2.0, gamma: float = 1.0) -> Path:
     """Write the overlaid clip as a browser-playable H.264 mp4 (yuv420p) and return its path."""
     from .video.write import write_video  # PyAV libx264 writer, owned by the video module
 
     if not np.isfinite(fps) or fps <= 0:
         raise ParameterError(f"fps must be > 0, got {fps}")
-    video = overlay_frames(frames, maps, cmap=cmap, scale=scale, alpha=alpha, zoom=zoom)
+    video = overlay_frames(frames, maps, cmap=cmap, scale=scale, alpha=alpha, zoom=zoom,
+                           gamma=gamma)
     return Path(write_video(path, video, fps))
