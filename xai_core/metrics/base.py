@@ -83,7 +83,8 @@ class ClipEvidence:
         ``timings[method][stage]`` in seconds (stages such as ``full``, ``spatial``,
         ``selective`` as the engine reports them).
     motion_share
-        ``motion_share[method]`` from the engine.
+        ``motion_share[method][kind]`` from the engine (kinds ``discriminative`` and
+        ``selective``, see :mod:`xai_core.decompose`).
     method_params
         ``method_params[method]``: parameters the method ran with (sanity re-runs).
     seed
@@ -97,7 +98,7 @@ class ClipEvidence:
     frames: np.ndarray | None = None
     masks: dict[str, np.ndarray] | None = None
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
-    motion_share: dict[str, float] = field(default_factory=dict)
+    motion_share: dict[str, dict[str, float]] = field(default_factory=dict)
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
     #: Results shared between metrics of one clip (optical flow, random-map curves).

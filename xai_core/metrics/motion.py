@@ -265,11 +265,14 @@ class MotionShare(Metric):
     higher_is_better = None
     needs = ("motion_share",)
     scope = "method"
-    quantities = ("motion_share",)
-    description = ("share of a method's relevance that needs motion (engine's definition); "
-                   "averaged over clips it is the model's motion share, 1 − it the spatial bias")
-    reference = "Hiley et al. 2019 (discriminative relevance); this project"
+    quantities = ("motion_share_discriminative", "motion_share_selective")
+    description = ("share of a method's positive relevance that needs motion: temporal over "
+                   "spatial + temporal (discriminative), or kept by the selective mask; averaged "
+                   "over clips it is the model's motion share, 1 − it its spatial bias")
+    reference = ("Hiley et al. 2019 (discriminative relevance), Hiley et al. 2020 (selective); "
+                 "definitions in xai_core.decompose")
 
     def score_method(self, ev: ClipEvidence, method: str) -> dict[str, float]:
-        v = ev.motion_share.get(method)
-        return {} if v is None else {"motion_share": float(v)}
+        shares = ev.motion_share.get(method) or {}
+        return {f"motion_share_{kind}": float(v) for kind, v in shares.items()
+                if v is not None}
