@@ -8,6 +8,8 @@ and a hash of its weights (part of every cache key).
 from __future__ import annotations
 
 import hashlib
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,16 +150,21 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint {str(path)!r} {what}",
                               hint="Check the path to the .pt/.pth file.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it then refuses
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ...
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        msg = str(exc)
+        # weights_only names the class or function a pickle wanted to import ("GLOBAL
+        # posix.system", "GLOBAL mymodule.Net"): that is code, not weights.
+        wanted = re.search(r"GLOBAL ([\w.]+)", msg)
+        if wanted:
             raise CheckpointError(
-                f"{path.name} contains Python objects that are not plain tensors; it was "
-                "refused because loading it could run code",
+                f"{path.name} refers to the Python object {wanted.group(1)}; it was refused "
+                "because unpickling it could run code",
                 hint="Save the model with torch.save(model.state_dict(), path) and use that file.",
             ) from exc
-        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({text[:120]})",
+        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint, or it is damaged",
                               hint="Use a file written by torch.save(model.state_dict(), path)."
                               ) from exc
     for key in ("state_dict", "model_state_dict", "model"):

@@ -13,7 +13,9 @@ downloaded; a user brings a checkpoint (``load_model(arch=..., checkpoint=...)``
 
 from __future__ import annotations
 
-from torchvision.models import video as tv_video
+import importlib
+
+from torch import nn
 
 from .architectures import C3D
 from .bundled import bundled_specs, small_c3d_spec
@@ -51,11 +53,20 @@ def c3d_spec() -> ModelSpec:
     )
 
 
+def _torchvision_builder(name: str):
+    def build(num_classes: int) -> nn.Module:
+        # Imported on first build: importing torchvision costs seconds (it pulls in sympy),
+        # which `predict` with a bundled model, and every CLI start, should not pay.
+        video = importlib.import_module("torchvision.models.video")
+        return getattr(video, name)(weights=None, num_classes=num_classes)
+
+    return build
+
+
 def _torchvision_spec(name: str, title: str) -> ModelSpec:
-    builder = getattr(tv_video, name)
     return ModelSpec(
         name=name,
-        build=lambda n: builder(weights=None, num_classes=n),
+        build=_torchvision_builder(name),
         input=KINETICS_INPUT,
         description=f"torchvision {title}, global-pool + fc head",
         cam_layer="layer4",
@@ -70,7 +81,7 @@ def s3d_spec() -> ModelSpec:
     # nn.Linear, so CAM-style methods that need a linear classifier do not apply.
     return ModelSpec(
         name="s3d",
-        build=lambda n: tv_video.s3d(weights=None, num_classes=n),
+        build=_torchvision_builder("s3d"),
         input=S3D_INPUT,
         description="torchvision S3D (Xie et al. 2018), 224 px, 1×1×1 conv head (no CAM)",
         cam_layer="features",

@@ -1,0 +1,65 @@
+"""``predict``: the top classes of a video clip.
+
+Examples::
+
+    python -m xai_core predict sample_videos/move_left.mp4
+    python -m xai_core predict clip.mp4 --arch r3d_18 --checkpoint r3d.pt --classes classes.txt
+    python -m xai_core predict clip.mp4 --start 32 --stride 2 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import ParameterError
+from ..models.registry import load_model
+from ..predict import predict
+from ..video.clip import load_clip
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "predict", help="top classes of a video clip",
+        description="Read one clip of a video (or a folder of frames) and print the model's "
+                    "most probable classes with their probabilities.")
+    p.add_argument("video", help="video file (mp4, avi, mov, webm, mkv) or folder of frames")
+    p.add_argument("--model", default=None, help="bundled model name (default: motion)")
+    p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
+    p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
+    p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
+    p.add_argument("--start", type=int, default=0, metavar="FRAME",
+                   help="first frame of the clip (default 0)")
+    p.add_argument("--stride", type=int, default=1, metavar="N",
+                   help="take every N-th frame (default 1)")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="classes to show (default 5)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
+    p.add_argument("--json", action="store_true",
+                   help='print a JSON list of {"class", "index", "probability"}')
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.model is not None and (args.arch or args.checkpoint):
+        raise ParameterError("give either --model or --arch with --checkpoint, not both",
+                             hint="--model picks a bundled model; --arch/--checkpoint your own.")
+    if args.classes and not args.checkpoint:
+        raise ParameterError("--classes belongs to an own checkpoint",
+                             hint="Add --arch NAME --checkpoint FILE.")
+    model = load_model(args.model, arch=args.arch, checkpoint=args.checkpoint,
+                       classes=args.classes, device=args.device)
+    clip = load_clip(args.video, model.input, start=args.start, stride=args.stride)
+    preds = predict(model, clip, top=args.top)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in preds]))
+        return 0
+    span = f"frames {min(clip.indices)}–{max(clip.indices)}, stride {clip.stride}"
+    print(f"{model.name} on {clip.source} ({span}):")
+    width = max(len(p.class_name) for p in preds)
+    for rank, p in enumerate(preds, 1):
+        print(f"{rank:>3}. {p.class_name:<{width}}  {p.probability:7.2%}")
+    if clip.padded:
+        print(f"note: the video has fewer than {clip.num_frames} frames from {clip.start} with "
+              f"stride {clip.stride}; the clip was loop-padded", file=sys.stderr)
+    return 0
