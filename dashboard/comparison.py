@@ -1,0 +1,31 @@
+"""View 5 — method comparison: methods × (full, spatial, temporal, selective) at one frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from xai_core import render
+from xai_core.results import Explanation
+
+from .display import KINDS, NORMALISATION_LABELS, TITLES, Scales, panel
+from .state import Settings
+
+
+def grid_image(expl: Explanation, settings: Settings, scales: Scales, t: int) -> np.ndarray:
+    rows = []
+    for method in expl.methods:
+        rows.append([render.titled(panel(expl, method, kind, t, settings, scales),
+                                   f"±{render.format_value(float(scales[(method, kind)][t]))}",
+                                   size=11)
+                     for kind in KINDS])
+    return render.grid(rows, col_titles=[TITLES[k] for k in KINDS],
+                       row_titles=list(expl.methods), gap=6)
+
+
+def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -> None:
+    st.image(grid_image(expl, settings, scales, t), width="stretch")
+    st.caption(f"Frame {t}. Each cell is scaled {NORMALISATION_LABELS[settings.normalisation]}; "
+               "the number above it is the relevance that gets full colour. Methods have "
+               "different units: compare where they put relevance, not their values "
+               "(choose “shared” only for methods in the same units).")

@@ -1,0 +1,103 @@
+"""Display helpers shared by the views: which map, what scale, what the legend says.
+
+Numbers are never changed here: maps come from the :class:`~xai_core.results.Explanation`
+and are scaled for colour by :mod:`xai_core.render`; this module only decides *which*
+scale (the normalisation chosen in the sidebar) and how to word it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xai_core import render
+from xai_core.results import Explanation
+
+from .state import Settings
+
+#: Map kinds of a decomposed explanation, in display order.
+KINDS: tuple[str, ...] = ("full", "spatial", "temporal", "selective")
+
+TITLES = {
+    "frame": "Frame",
+    "full": "Full relevance",
+    "spatial": "Spatial (appearance)",
+    "temporal": "Temporal (motion)",
+    "selective": "Selective (motion voxels)",
+}
+
+NORMALISATION_LABELS = {
+    "per-frame": "per frame",
+    "per-clip": "per clip",
+    "shared": "shared across methods",
+}
+
+#: Zoom of the 112-pixel model input for display.
+ZOOM = 2.0
+
+Scales = dict[tuple[str, str], np.ndarray]
+
+
+def maps_of(expl: Explanation, method: str) -> dict[str, np.ndarray]:
+    """The four (T, H, W) maps of one method."""
+    r = expl[method]
+    return {"full": r.full, "spatial": r.spatial, "temporal": r.temporal,
+            "selective": r.selective}
+
+
+def scales_for(expl: Explanation, settings: Settings) -> Scales:
+    """Display scale, one per frame, of every (method, kind) under the chosen normalisation.
+
+    ``"shared"`` takes one scale for every map of every method, so colours compare
+    across methods (meaningful when the methods share units, e.g. LRP variants).
+    """
+    mode = settings.normalisation
+    ref = None
+    if mode == "shared":
+        ref = render.max_abs(*(m for name in expl.methods for m in maps_of(expl, name).values()))
+    out: Scales = {}
+    for name in expl.methods:
+        for kind, maps in maps_of(expl, name).items():
+            out[(name, kind)] = render.normalise(maps, mode, ref).scale
+    return out
+
+
+def units(expl: Explanation, method: str) -> str:
+    """What one unit of relevance is, in words, for legends."""
+    if expl.options.normalise == "max-abs":
+        return "unit-less (max-abs normalised before the split)"
+    return f"{method} relevance units"
+
+
+def shown_kind(settings: Settings) -> str:
+    """The motion panel shows the selective map when the toggle is on."""
+    return "selective" if settings.selective else "temporal"
+
+
+def panel(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
+          scales: Scales) -> np.ndarray:
+    """Frame ``t``'s ``kind`` relevance of ``method`` as an image (overlay or heat map)."""
+    return render.frame_panel(expl.frames[t], maps_of(expl, method)[kind][t], kind=settings.panel,
+                              cmap=settings.cmap, scale=float(scales[(method, kind)][t]),
+                              alpha=settings.alpha, zoom=ZOOM, gamma=settings.gamma)
+
+
+def frame_image(expl: Explanation, t: int) -> np.ndarray:
+    return render.frame_panel(expl.frames[t], np.zeros(expl.frames.shape[1:3], np.float32),
+                              kind="overlay", zoom=ZOOM)
+
+
+def colour_bar(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
+               scales: Scales, width: int = 224) -> np.ndarray:
+    return render.colour_bar(settings.cmap, float(scales[(method, kind)][t]), width=width,
+                             height=56, label=scale_label(settings), gamma=settings.gamma)
+
+
+def scale_label(settings: Settings) -> str:
+    """Colour-bar caption: the normalisation, and the contrast when it is not linear."""
+    text = f"scaled {NORMALISATION_LABELS[settings.normalisation]}"
+    # the colour bar is drawn with a basic font: write "gamma", not the Greek letter
+    return text if settings.gamma == 1.0 else f"{text}, contrast gamma {settings.gamma:g}"
+
+
+def percent(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"

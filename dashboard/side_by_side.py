@@ -1,0 +1,42 @@
+"""View 1 — side by side: the frame, its full, spatial and temporal relevance, one scrubber."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from xai_core import render
+from xai_core.results import Explanation
+
+from .display import (
+    NORMALISATION_LABELS,
+    TITLES,
+    Scales,
+    colour_bar,
+    frame_image,
+    panel,
+    shown_kind,
+    units,
+)
+from .state import Settings
+
+
+def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -> None:
+    method = settings.shown_method or next(iter(expl.methods))
+    kinds = ("full", "spatial", shown_kind(settings))
+    cols = st.columns(4)
+    source = expl.clip.indices[t] if t < len(expl.clip.indices) else t
+    cols[0].image(frame_image(expl, t), caption=f"Frame {t} of the clip (video frame {source})",
+                  width="stretch")
+    for col, kind in zip(cols[1:], kinds, strict=True):
+        col.image(panel(expl, method, kind, t, settings, scales), caption=TITLES[kind],
+                  width="stretch")
+        col.image(colour_bar(expl, method, kind, t, settings, scales), width="stretch")
+    scale_text = ", ".join(
+        f"{TITLES[k].split(' (')[0].lower()} ±{render.format_value(float(scales[(method, k)][t]))}"
+        for k in kinds)
+    st.caption(
+        f"**Red = evidence for “{expl.target_name}”, blue = evidence against**, no colour = no "
+        f"relevance. Method: **{method}**. Full = spatial + temporal: spatial is what one frame's "
+        f"appearance alone explains (the frame repeated, no motion); temporal is the rest, the "
+        f"part due to motion. Colours are scaled {NORMALISATION_LABELS[settings.normalisation]} "
+        f"({scale_text}; {units(expl, method)}).")

@@ -1,0 +1,314 @@
+"""The sidebar: model, clip, target, methods, decomposition options and display choices.
+
+Every widget stores its value under :func:`~dashboard.state.widget_key` so that
+:class:`~dashboard.state.Settings` can be read from, saved from and loaded into them.
+The sections are drawn by the page in order, because each needs what the one before it
+resolved (the clip length comes from the model, the top-5 from the explanation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from xai_core import render
+from xai_core.decompose import NORMALISATIONS as DECOMP_NORMALISATIONS
+from xai_core.decompose import SLICES, SOBEL_BORDERS
+from xai_core.errors import XaiError
+from xai_core.methods.base import get_method, list_methods
+from xai_core.models.registry import LoadedModel, get_spec
+from xai_core.results import Explanation
+from xai_core.video.read import probe
+
+from . import samples
+from .display import NORMALISATION_LABELS
+from .state import (
+    DEFAULT_METHODS,
+    MAX_CHECKPOINT_MB,
+    MAX_VIDEO_MB,
+    MODELS_DIR_ENV,
+    VIDEO_TYPES,
+    Settings,
+    architectures,
+    bundled_model_names,
+    folder_files,
+    models_dir,
+    request_settings,
+    uploads,
+    widget_key,
+)
+
+K = widget_key
+
+
+def _default(name: str, value: Any) -> None:
+    """Give a widget its first value through session state (never both ways at once)."""
+    if K(name) not in st.session_state:
+        st.session_state[K(name)] = value
+
+
+# --------------------------------------------------------------------------- model
+def model_inputs() -> None:
+    st.header("Model")
+    _default("model_source", "bundled")
+    source = st.radio("Model", ["bundled", "own"], key=K("model_source"), horizontal=True,
+                      format_func={"bundled": "Bundled", "own": "My own checkpoint"}.get,
+                      label_visibility="collapsed")
+    if source == "bundled":
+        names = bundled_model_names()
+        _default("model", names[0] if names else "motion")
+        if st.session_state[K("model")] not in names:
+            st.session_state[K("model")] = names[0]
+        name = st.selectbox("Bundled model", names, key=K("model"))
+        st.caption(get_spec(name).description)
+        return
+    archs = architectures()
+    _default("arch", archs[0])
+    st.selectbox("Architecture", archs, key=K("arch"),
+                 format_func=lambda a: f"{a} — {get_spec(a).description}")
+    ckpt = st.file_uploader("Checkpoint (state dict, .pt/.pth)", type=["pt", "pth"],
+                            max_upload_size=MAX_CHECKPOINT_MB, key="upload_checkpoint",
+                            help="Saved with torch.save(model.state_dict(), path). Loaded with "
+                                 "weights_only=True: files that contain code are refused.")
+    names = st.file_uploader("Class names (.txt, one per line)", type=["txt"],
+                             key="upload_classes")
+    folder_ckpts = folder_files((".pt", ".pth"))
+    folder_names = folder_files((".txt",))
+    if ckpt is not None:
+        uploads().store("checkpoint", ckpt.name, ckpt.getvalue())
+        st.session_state[K("checkpoint")] = f"upload:{ckpt.name}"
+    else:
+        uploads().discard("checkpoint")
+        if folder_ckpts:
+            _default("checkpoint", folder_ckpts[0])
+            if st.session_state[K("checkpoint")] not in folder_ckpts:
+                st.session_state[K("checkpoint")] = folder_ckpts[0]
+            st.selectbox("…or a checkpoint from the models folder", folder_ckpts,
+                         key=K("checkpoint"))
+        else:
+            st.session_state[K("checkpoint")] = None
+    if names is not None:
+        uploads().store("classes", names.name, names.getvalue())
+        st.session_state[K("classes")] = f"upload:{names.name}"
+    else:
+        uploads().discard("classes")
+        if folder_names:
+            options = [None, *folder_names]
+            if st.session_state.get(K("classes")) not in options:
+                st.session_state[K("classes")] = None
+            st.selectbox("…or class names from the models folder", options, key=K("classes"),
+                         format_func=lambda n: "none (classes are numbered)" if n is None else n)
+        else:
+            st.session_state[K("classes")] = None
+    folder = models_dir()
+    st.caption(f"Models folder: {folder}" if folder else
+               f"Set {MODELS_DIR_ENV} to a folder of checkpoints to pick them here.")
+
+
+# --------------------------------------------------------------------------- clip
+def clip_inputs(model: LoadedModel) -> tuple[Path | None, str | None]:
+    """Draw the clip choice; return (video path, ground-truth caption) or (None, None)."""
+    st.header("Clip")
+    catalogue = samples.sample_clips()
+    _default("clip_source", "sample" if catalogue else "upload")
+    source = st.radio("Clip", ["sample", "upload"], key=K("clip_source"), horizontal=True,
+                      format_func={"sample": "Sample clip", "upload": "Upload a video"}.get,
+                      label_visibility="collapsed")
+    path: Path | None = None
+    truth: str | None = None
+    if source == "sample":
+        if not catalogue:
+            st.warning("No sample clips are installed; upload a video instead.")
+            return None, None
+        by_name = {s.name: s for s in catalogue}
+        _default("sample", catalogue[0].name)
+        if st.session_state[K("sample")] not in by_name:
+            st.session_state[K("sample")] = catalogue[0].name
+        name = st.selectbox("Sample clip", list(by_name), key=K("sample"),
+                            format_func=lambda n: by_name[n].title)
+        sample = by_name[name]
+        path, truth = sample.path, sample.truth
+        st.caption(f"Ground truth: **{sample.truth}**. {sample.description}")
+    else:
+        video = st.file_uploader(f"Video ({', '.join(VIDEO_TYPES)}; up to {MAX_VIDEO_MB} MB)",
+                                 type=list(VIDEO_TYPES), max_upload_size=MAX_VIDEO_MB,
+                                 key="upload_video")
+        if video is None:
+            uploads().discard("video")
+            st.session_state[K("upload")] = None
+            st.info("Upload a video to explain it.")
+            return None, None
+        path = uploads().store("video", video.name, video.getvalue())
+        st.session_state[K("upload")] = video.name
+    _window_inputs(path, model.input.num_frames)
+    return path, truth
+
+
+def _window_inputs(path: Path, clip_len: int) -> None:
+    """Start and stride over the whole timeline, for videos longer than one clip."""
+    info = probe(path)  # a VideoError here is shown by the page
+    st.caption(f"{info.frames} frames, {info.width}×{info.height}, {info.fps:.3g} fps "
+               f"({info.duration:.1f} s).")
+    if info.frames <= clip_len:
+        st.session_state[K("start")], st.session_state[K("stride")] = 0, 1
+        return
+    _default("stride", 1)
+    max_stride = max(1, min(16, (info.frames - 1) // max(1, clip_len - 1)))
+    st.session_state[K("stride")] = min(int(st.session_state[K("stride")]), max_stride)
+    stride = st.number_input("Stride (take every n-th frame)", 1, max_stride, key=K("stride"))
+    last_start = max(0, info.frames - 1 - (clip_len - 1) * int(stride))
+    _default("start", 0)
+    st.session_state[K("start")] = min(int(st.session_state[K("start")]), last_start)
+    if last_start > 0:
+        start = st.slider("Window start (frame)", 0, last_start, key=K("start"),
+                          help="Which part of the video the model sees.")
+        end = start + (clip_len - 1) * int(stride)
+        st.caption(f"The clip covers frames {start}–{end} "
+                   f"({start / info.fps:.1f}–{end / info.fps:.1f} s).")
+
+
+# --------------------------------------------------------------------------- target
+def target_input(expl: Explanation) -> None:
+    """Class to explain: the predicted one, one of the top 5, or any class."""
+    names = expl.class_names
+    probs = expl.probabilities
+    top = [i for i, _, _ in expl.top5]
+    options: list[int | None] = [None, *top, *[i for i in range(len(names)) if i not in top]]
+    if st.session_state.get(K("target")) not in options:
+        st.session_state[K("target")] = None
+
+    def label(i: int | None) -> str:
+        if i is None:
+            return f"Predicted class: {names[expl.predicted]} ({probs[expl.predicted]:.0%})"
+        mark = "top-5 · " if i in top else ""
+        return f"{mark}{names[i]} ({probs[i]:.1%})"
+
+    st.selectbox("Class to explain", options, key=K("target"), format_func=label,
+                 help="Relevance is evidence for this class. The top-5 classes come first; "
+                      "type to find any other class.")
+
+
+# --------------------------------------------------------------------------- methods
+def method_inputs(num_frames: int) -> None:
+    st.header("Methods")
+    methods = {m.name: m for m in list_methods()}
+    _default("methods", [m for m in DEFAULT_METHODS if m in methods] or list(methods)[:1])
+    st.session_state[K("methods")] = [m for m in st.session_state[K("methods")] if m in methods]
+
+    def describe(name: str) -> str:
+        return f"{name} ({methods[name].family})"
+
+    chosen = st.multiselect("Explanation methods", list(methods), key=K("methods"),
+                            format_func=describe,
+                            help="\n".join(f"- **{n}**: {m.description}" for n, m in
+                                           methods.items()))
+    slow = [n for n in chosen if get_method(n).cost_passes() * (num_frames + 1) > 200]
+    if slow:
+        st.caption(f"⏳ {', '.join(slow)}: many model passes per clip — expect minutes on a CPU.")
+    if chosen:
+        if st.session_state.get(K("shown_method")) not in chosen:
+            st.session_state[K("shown_method")] = chosen[0]
+        st.selectbox("Method shown in the frame views", chosen, key=K("shown_method"))
+    with st.expander("Decomposition options"):
+        _default("slice", "same")
+        st.selectbox("Spatial slice of a freeze-frame explanation", SLICES, key=K("slice"),
+                     help="same: frame t's own slice (a still clip has zero motion relevance); "
+                          "first: slice 0, as the paper's scripts; mean: the mean over slices.")
+        _default("normalise", "none")
+        st.selectbox("Scaling before the split", DECOMP_NORMALISATIONS, key=K("normalise"),
+                     help="none keeps the method's units (full = spatial + temporal); max-abs is "
+                          "the paper's choice (unit-less).")
+        _default("sigma", 4.0)
+        st.slider("Selective threshold n (keep |∂R/∂t| > n·σ)", 0.5, 8.0, step=0.5,
+                  key=K("sigma"), help="Paper 001 uses 4 and says to tune it per task: lower "
+                                       "keeps more voxels as 'motion'.")
+        _default("sobel_border", "replicate")
+        st.selectbox("Temporal border of the derivative", SOBEL_BORDERS, key=K("sobel_border"))
+    params: dict[str, dict[str, Any]] = {}
+    tunable = [n for n in chosen if methods[n].params]
+    if tunable:
+        with st.expander("Method parameters"):
+            for name in tunable:
+                values = _param_inputs(name, methods[name].params)
+                if values:
+                    params[name] = values
+    st.session_state["method_params"] = params
+
+
+def _param_inputs(method: str, params: dict) -> dict[str, Any]:
+    """Widgets for a method's scalar parameters; returns the values that differ from default."""
+    changed: dict[str, Any] = {}
+    st.markdown(f"**{method}**")
+    for pname, p in params.items():
+        key = f"p_{method}_{pname}"
+        default = p.default
+        if isinstance(default, tuple) or default is None:
+            continue  # tuples (areas, sizes) stay at their defaults in the UI
+        if p.choices:
+            value = st.selectbox(pname, list(p.choices), key=key, help=p.help)
+        elif isinstance(default, bool):
+            value = st.checkbox(pname, value=default, key=key, help=p.help)
+        elif isinstance(default, int):
+            value = st.number_input(pname, value=default, step=1, key=key, help=p.help,
+                                    min_value=None if p.low is None else int(p.low),
+                                    max_value=None if p.high is None else int(p.high))
+        elif isinstance(default, float):
+            value = st.number_input(pname, value=default, key=key, help=p.help, format="%g",
+                                    min_value=None if p.low is None else float(p.low),
+                                    max_value=None if p.high is None else float(p.high))
+        else:
+            value = st.text_input(pname, value=str(default), key=key, help=p.help)
+        if value != default:
+            changed[pname] = value
+    return changed
+
+
+# --------------------------------------------------------------------------- display
+def display_inputs() -> None:
+    st.header("Display")
+    _default("panel", "overlay")
+    st.radio("Show relevance", ["overlay", "heatmap"], key=K("panel"), horizontal=True,
+             format_func={"overlay": "on the frame", "heatmap": "as a heat map"}.get)
+    _default("selective", False)
+    st.toggle("Motion panel: selective relevance", key=K("selective"),
+              help="Show only voxels whose relevance changes sharply in time (paper 001) "
+                   "instead of the temporal part of the discriminative split.")
+    cmaps = list(render.DIVERGING_CMAPS + render.SEQUENTIAL_CMAPS)
+    _default("cmap", "bwr")
+    st.selectbox("Colour map", cmaps, key=K("cmap"),
+                 format_func=lambda c: c + (" (centred on zero)" if render.is_diverging(c)
+                                            else " (positive only)"))
+    _default("alpha", 0.6)
+    st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=K("alpha"))
+    _default("gamma", 0.5)
+    st.slider("Contrast γ (1 = linear)", 0.2, 1.0, step=0.05, key=K("gamma"),
+              help="Colour follows (|relevance| / scale)^γ: below 1, weak relevance becomes "
+                   "visible. Zero and the full-colour value do not move, and the colour bars "
+                   "show the real values at their ticks.")
+    _default("normalisation", "per-clip")
+    st.radio("Colour scale", list(render.NORMALISATIONS), key=K("normalisation"),
+             format_func=NORMALISATION_LABELS.get,
+             help="Relevance keeps its sign and units; only the colour scale changes. "
+                  "Per frame shows where in each frame; per clip lets frames compare; shared "
+                  "uses one scale for every method.")
+
+
+# --------------------------------------------------------------------------- settings file
+def settings_loader() -> None:
+    with st.expander("Load settings (JSON)"):
+        st.file_uploader("Settings saved with the Export button", type=["json"],
+                         key="settings_upload", on_change=_load_settings,
+                         label_visibility="collapsed")
+
+
+def _load_settings() -> None:
+    upload = st.session_state.get("settings_upload")
+    if upload is None:
+        return
+    try:
+        request_settings(Settings.from_json(upload.getvalue()))
+        st.session_state["_flash"] = ("success", f"Settings loaded from {upload.name}.")
+    except XaiError as exc:
+        st.session_state["_flash"] = ("error", exc.user_message())
