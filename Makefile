@@ -41,5 +41,5 @@ samples: $(STAMP)
 	$(PY) scripts/make_samples.py
 
 train: $(STAMP)
-	$(PY) scripts/train_bundled.py --model motion --steps 800
-	$(PY) scripts/train_bundled.py --model context-biased --steps 250
+	$(PY) scripts/train_bundled.py --model motion --steps 320
+	$(PY) scripts/train_bundled.py --model context-biased --steps 200

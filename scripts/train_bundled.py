@@ -6,8 +6,8 @@ the held-out accuracies, the training time and the sha256 of the weights.
 
 Usage::
 
-    python scripts/train_bundled.py --model motion --steps 1100
-    python scripts/train_bundled.py --model context-biased --steps 300
+    python scripts/train_bundled.py --model motion --steps 320
+    python scripts/train_bundled.py --model context-biased --steps 200
 """
 
 from __future__ import annotations
