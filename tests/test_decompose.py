@@ -113,6 +113,9 @@ class GradientTimesInput(Method):
         return Attribution(raw.sum(1), raw)
 
 
+GXI_NAME = GradientTimesInput.name
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny nets run fastest on one thread (and do not fight other jobs for the cores)."""

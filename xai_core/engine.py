@@ -142,14 +142,14 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
 # --------------------------------------------------------------------------- inputs
 def prepare_clip(model: LoadedModel, clip: Any) -> tuple[torch.Tensor, np.ndarray, ClipInfo]:
     """Turn any accepted clip form into (tensor (1, 3, T, H, W) CPU, frames, ClipInfo)."""
-    from .video.preprocess import denormalise, preprocess
+    from .video.preprocess import denormalise
 
     if isinstance(clip, (str, Path)):
         clip = _load_clip(clip, model)
     if hasattr(clip, "tensor") and hasattr(clip, "frames"):  # a video.clip.Clip
         x = torch.as_tensor(clip.tensor).detach().to("cpu", torch.float32)
         frames = np.asarray(clip.frames, dtype=np.uint8)
-        spec = getattr(clip, "input_spec", None) or getattr(clip, "spec", None)
+        spec = getattr(clip, "input_spec", None)
         if spec is not None and spec != model.input:
             raise ParameterError("the clip was prepared for another model's input format",
                                  hint="Load the clip with this model's input spec "
@@ -169,25 +169,17 @@ def prepare_clip(model: LoadedModel, clip: Any) -> tuple[torch.Tensor, np.ndarra
         frames = denormalise(x[0], model.input)
         return x, frames, _array_info(x, "tensor")
     if isinstance(clip, np.ndarray):
-        if clip.ndim != 4 or clip.shape[-1] != 3:
-            raise ParameterError(f"frames must be (T, H, W, 3) uint8 RGB, got shape {clip.shape}",
-                                 hint="Pass decoded RGB frames, a video path or a Clip.")
-        if clip.dtype != np.uint8:
-            raise ParameterError(f"frames must be uint8 RGB (0..255), got {clip.dtype}",
-                                 hint="Scale to 0..255 and convert with frames.astype(np.uint8).")
-        x, frames = preprocess(clip, model.input)
-        return x, frames, _array_info(x, "array")
+        from .video.clip import load_clip
+
+        return prepare_clip(model, load_clip(clip, model.input))
     raise ParameterError(f"cannot explain a {type(clip).__name__}",
                          hint="Pass a video path, a Clip from load_clip, uint8 frames (T, H, W, 3) "
                               "or a normalised tensor (1, 3, T, H, W).")
 
 
 def _load_clip(path: str | Path, model: LoadedModel) -> Any:
-    try:
-        from .video.clip import load_clip
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while clip.py is missing
-        raise ParameterError("reading videos by path is not available in this build",
-                             hint="Decode the frames yourself and pass them as an array.") from exc
+    from .video.clip import load_clip  # reads with decord/OpenCV: imported on use
+
     return load_clip(path, model.input)
 
 
