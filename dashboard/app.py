@@ -122,16 +122,10 @@ def resolve_clip(path: Path, model: LoadedModel, settings: Settings) -> Clip:
 
 
 def clip_masks(settings: Settings, clip: Clip) -> dict | None:
-    """Ground truth of a sample clip, when the clip is the sample's frames as they are."""
+    """Ground truth of a sample clip on the clip's frames (None for uploads)."""
     if settings.clip_source != "sample" or not settings.sample:
         return None
-    if list(clip.indices) != list(range(clip.num_frames)):
-        return None  # another window of the video: the masks would not line up
-    masks = sample_masks(settings.sample)
-    if not masks or any(m.shape[:3] != clip.frames.shape[:3] for m in masks.values()
-                        if getattr(m, "ndim", 0) == 3):
-        return None
-    return masks
+    return sample_masks(settings.sample, clip.indices, clip.frames.shape[1:3])
 
 
 # --------------------------------------------------------------------------- explanation
@@ -211,7 +205,7 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
 
 
 # --------------------------------------------------------------------------- views
-def summary_row(expl: Explanation, settings: Settings) -> None:
+def summary_row(expl: Explanation, settings: Settings, truth: str | None) -> None:
     method = settings.shown_method or next(iter(expl.methods))
     share = expl[method].motion_share.get("discriminative")
     cols = st.columns(4)
@@ -226,6 +220,12 @@ def summary_row(expl: Explanation, settings: Settings) -> None:
     total = expl.timings.get("total", 0.0)
     cols[3].metric("Computation", f"{total:.1f} s",
                    f"{hits}/{len(expl.methods)} methods from cache", delta_color="off")
+    c = expl.clip
+    where = (f"frames {c.indices[0]}–{c.indices[-1]}" + (f", every {c.stride}" if c.stride > 1
+                                                        else ""))
+    st.caption(f"Model **{expl.model}** · clip **{Path(c.source).name}** ({where}"
+               + (", padded" if c.padded else "") + ")"
+               + (f" · ground truth **{truth}**" if truth else ""))
 
 
 def frame_section(expl: Explanation, settings: Settings, scales, playing: bool) -> None:
@@ -269,7 +269,7 @@ def main() -> None:
 
 
 def _page() -> None:
-    model = clip_path = None
+    model = clip_path = truth = None
     with st.sidebar:
         sb.model_inputs()
     with boundary("load the model"):
@@ -309,7 +309,7 @@ def _page() -> None:
         sb.target_input(expl)
     with boundary("show the explanation"):
         scales = scales_for(expl, settings)
-        summary_row(expl, settings)
+        summary_row(expl, settings, truth)
         playing = bool(st.session_state.get("_playing", False))
         if st.button("⏸ Pause" if playing else "▶ Play", key="play",
                      help="Play the clip: the frame views advance by themselves."):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from xai_core.synthetic.samples import list_samples, load_masks
+
+_KIND_NOTES = {
+    "motion": "context unrelated to the class",
+    "conflict": "context of another class",
+    "agree": "context of the class",
+    "static": "no motion at all",
+    "long": "longer than one clip: try the window slider",
+}
+
 
 @dataclass(frozen=True)
 class SampleClip:
-    """One sample: where it is, what it shows, and how to get its ground-truth masks."""
+    """One sample as the sidebar shows it."""
 
     name: str
     path: Path
@@ -21,22 +32,29 @@ class SampleClip:
 
 def sample_clips() -> list[SampleClip]:
     """Sample clips shipped in ``sample_videos/`` (empty when none are installed)."""
-    try:
-        from xai_core.synthetic.samples import list_samples
-    except ModuleNotFoundError:
-        return []
-    return [_entry(s) for s in list_samples()]
+    out = []
+    for s in list_samples():
+        suits = f" Meant for the {' and '.join(s.suits)} model." if s.suits else ""
+        out.append(SampleClip(
+            name=s.name, path=Path(s.path), truth=s.label,
+            title=f"{s.name} — {_KIND_NOTES.get(s.kind, s.kind)}",
+            description=f"{s.description}.{suits}"
+            if s.description else suits.strip()))
+    return out
 
 
-def _entry(s) -> SampleClip:
-    return SampleClip(name=s.name, path=Path(s.path), truth=s.label,
-                      title=f"{s.name} — {s.label}", description=getattr(s, "description", ""))
+def sample_masks(name: str, indices: Sequence[int], shape: tuple[int, int]
+                 ) -> dict[str, np.ndarray] | None:
+    """Ground-truth masks of a sample for the clip's frames, or None if they do not line up.
 
-
-def sample_masks(name: str) -> dict[str, np.ndarray] | None:
-    """Ground-truth masks of a sample (actor, context, …), or None."""
-    try:
-        from xai_core.synthetic.samples import load_masks
-    except ModuleNotFoundError:
-        return None
-    return load_masks(name)
+    The masks cover the whole video at its own resolution; the clip's frames are picked
+    by their video indices. When the model crops or resizes the video (other input
+    size), the masks would not match the maps and None is returned.
+    """
+    masks = load_masks(name)
+    out = {}
+    for key, m in masks.items():
+        if m.shape[1:3] != tuple(shape) or max(indices) >= m.shape[0]:
+            return None
+        out[key] = m[list(indices)]
+    return out

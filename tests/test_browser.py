@@ -1,0 +1,181 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright (from pip).
+
+The test starts its own Streamlit server on a free localhost port (result cache in a
+temporary folder), loads the app, waits for the rendered panels (never a fixed sleep),
+moves the frame scrubber, uploads a clip, and saves screenshots under
+``test-output/browser/``. With ``XAI_UPDATE_SCREENSHOTS=1`` it also copies them to
+``docs/screenshots/`` for the README.
+
+Needs ``/usr/bin/chromium`` (``make browser`` installs it), the bundled ``motion`` weights
+and the sample clips; it is skipped, saying which is missing, otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+OUT = ROOT / "test-output" / "browser"
+DOCS = ROOT / "docs" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: First load computes the explanation: minutes on a busy 2-core machine.
+LOAD_TIMEOUT_MS = 900_000
+
+
+def _requirements() -> str | None:
+    if not CHROMIUM.is_file():
+        return "Chromium is not installed at /usr/bin/chromium (run `make browser`)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    from dashboard.samples import sample_clips
+    from xai_core.models.bundled import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "motion.pt").is_file():
+        return "the bundled motion.pt weights are not trained yet (make train)"
+    if not sample_clips():
+        return "the sample clips are not generated yet (make samples)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    missing = _requirements()
+    if missing:
+        pytest.skip(missing)
+    tmp = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = dict(os.environ, XAI_CACHE_DIR=str(tmp / "cache"))
+    env.pop("XAI_MODELS_DIR", None)
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the Streamlit server did not start:\n"
+                            + (tmp / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield url, tmp
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _idle(page) -> None:
+    """Wait until the script run has finished (the 'running' status widget is gone)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=LOAD_TIMEOUT_MS, polling=250)
+
+
+def _side_by_side_src(page) -> list[str]:
+    imgs = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+    return [imgs.nth(i).get_attribute("src") for i in range(min(4, imgs.count()))]
+
+
+def _shot(page, name: str, full: bool = False) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / name
+    page.screenshot(path=str(path), full_page=full)
+    if os.environ.get("XAI_UPDATE_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS / name)
+    return path
+
+
+def test_load_scrub_and_upload_in_a_real_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    from xai_core.synthetic.world import render_clip
+    from xai_core.video.write import write_video
+
+    url, tmp = server
+    clip = write_video(tmp / "my_clip.mp4", render_clip(11, label=3).frames, fps=8)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.goto(url)
+            main = page.locator('[data-testid="stMain"]')
+            # rendered panels, not a fixed sleep: the side-by-side images are drawn
+            expect(main.get_by_text("Frame 0 of the clip")).to_be_visible(
+                timeout=LOAD_TIMEOUT_MS)
+            _idle(page)
+            assert main.locator('[data-testid="stImage"] img').count() >= 4
+            assert page.locator('[data-testid="stException"]').count() == 0
+            before = _side_by_side_src(page)
+            main.get_by_text("Side by side").first.scroll_into_view_if_needed()
+            _shot(page, "side-by-side.png")
+
+            # move the scrubber with the keyboard: the panels follow
+            thumb = main.locator('[data-testid="stSlider"]').first.get_by_role("slider")
+            thumb.focus()
+            for _ in range(6):
+                thumb.press("ArrowRight")
+            expect(main.get_by_text("Frame 6 of the clip")).to_be_visible(timeout=60_000)
+            _idle(page)
+            assert _side_by_side_src(page) != before
+            _shot(page, "scrubbed.png")
+
+            for title, name in (("Relevance per frame", "relevance-per-frame.png"),
+                                ("Saliency tubes", "saliency-tubes.png"),
+                                ("Predictions", "predictions.png"),
+                                ("Method comparison", "method-comparison.png")):
+                main.get_by_role("heading", name=title).scroll_into_view_if_needed()
+                page.wait_for_timeout(300)  # let the scroll settle before the picture
+                _shot(page, name)
+
+            # upload a clip of our own
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            sidebar.get_by_text("Upload a video").click()
+            uploader = sidebar.locator('[data-testid="stFileUploader"]').filter(
+                has_text="Video")
+            uploader.locator('input[type="file"]').set_input_files(str(clip))
+            expect(sidebar.get_by_text("16 frames, 112×112")).to_be_visible(
+                timeout=LOAD_TIMEOUT_MS)
+            expect(main.get_by_text("my_clip.mp4")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+            _idle(page)
+            assert main.locator('[data-testid="stImage"] img').count() >= 4
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert main.locator('[data-testid="stAlert"]').filter(
+                has_text="Could not").count() == 0
+            page.evaluate("window.scrollTo(0, 0)")
+            _shot(page, "uploaded.png")
+        finally:
+            browser.close()

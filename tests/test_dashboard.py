@@ -1,0 +1,269 @@
+"""The dashboard driven without a browser (streamlit.testing AppTest).
+
+Most tests use a small model registered here (the small C3D on 8×32×32 clips, random
+weights) loaded through the "own checkpoint" path, and an uploaded synthetic clip, so
+they run in seconds. The default-load test needs the bundled ``motion`` weights and the
+sample clips and is skipped, saying so, until they exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dashboard.jobs import JobCancelled, JobRunner
+from dashboard.state import Settings
+from xai_core.errors import ParameterError
+from xai_core.models import registry
+from xai_core.models.architectures import SmallC3D
+from xai_core.models.spec import InputSpec, ModelSpec
+from xai_core.synthetic.world import CLASSES, WorldConfig, render_clip
+from xai_core.video.write import write_video
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+TINY = "tiny-small-c3d-test"
+TIMEOUT = 240  # seconds per script run: generous for a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A models folder with a random small C3D for 8×32×32 clips, and test videos."""
+    root = tmp_path_factory.mktemp("dashboard")
+    models = root / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    torch.save(SmallC3D(num_classes=len(CLASSES)).state_dict(), models / "tiny.pt")
+    (models / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    spec = ModelSpec(name=TINY, build=lambda n: SmallC3D(num_classes=n),
+                     input=InputSpec(num_frames=8, height=32, width=32, mean=(0.45,) * 3,
+                                     std=(0.225,) * 3),
+                     description="test net", cam_layer="features.20", classifier="fc")
+    registry.register_model(spec)
+    clip = render_clip(1, label=1, config=WorldConfig(size=48, num_frames=8)).frames
+    write_video(root / "clip.mp4", clip, fps=8)
+    (root / "bad.mp4").write_bytes(b"definitely not a video " * 64)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XAI_MODELS_DIR", str(models))
+    mp.setenv("XAI_CACHE_DIR", str(root / "cache"))
+    yield root
+    mp.undo()
+    registry._REGISTRY.pop(TINY, None)
+
+
+def own_model_app(env: Path) -> AppTest:
+    """The app on the test model, with the test clip uploaded, computed."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["s_model_source"] = "own"
+    at.session_state["s_arch"] = TINY
+    at.session_state["s_classes"] = "classes.txt"
+    at.session_state["s_clip_source"] = "upload"
+    at.session_state["s_methods"] = ["dtd", "gradcam"]
+    at.run()
+    upload(at, env / "clip.mp4")
+    return at
+
+
+def upload(at: AppTest, path: Path) -> None:
+    at.sidebar.file_uploader(key="upload_video").set_value(
+        (path.name, path.read_bytes(), "video/mp4"))
+    at.run()
+
+
+def image_urls(at: AppTest) -> list[str]:
+    return [url for img in at.image for url in img.value]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def assert_healthy(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def assert_views(at: AppTest) -> None:
+    heads = [h.value for h in at.subheader]
+    for view in ("Side by side", "Relevance per frame", "Saliency tubes", "Predictions",
+                 "Method comparison", "Metrics"):
+        assert view in heads
+    # frame + full + spatial + temporal, three colour bars, comparison grid, two tubes
+    assert len(at.image) >= 10
+    assert len(at.get("plotly_chart")) >= 3  # per-frame plot, top-5, freeze-frame strip
+
+
+# --------------------------------------------------------------------------- app
+def test_own_model_renders_every_view_and_the_frame_scrubber_moves_them(env):
+    at = own_model_app(env)
+    assert_healthy(at)
+    assert_views(at)
+    assert metric(at, "Explaining the class") in CLASSES
+    before = image_urls(at)
+    at.slider(key="s_frame").set_value(5).run()
+    assert_healthy(at)
+    after = image_urls(at)
+    assert len(after) == len(before)
+    # the frame panels and the comparison grid follow the scrubber; the tubes do not
+    assert after[:4] != before[:4]
+    assert set(before) & set(after)
+
+
+def test_switching_the_shown_method_and_the_method_list(env):
+    at = own_model_app(env)
+    before = image_urls(at)
+    at.sidebar.selectbox(key="s_shown_method").set_value("gradcam").run()
+    assert_healthy(at)
+    assert image_urls(at)[:4] != before[:4]
+    assert any("gradcam" in c.value for c in at.caption)
+    at.sidebar.multiselect(key="s_methods").set_value(["gradcam"]).run()
+    assert_healthy(at)
+    assert at.sidebar.selectbox(key="s_shown_method").value == "gradcam"
+    assert [m.label for m in at.metric if m.label.startswith("Motion share ·")] == [
+        "Motion share · gradcam"]
+
+
+def test_choosing_another_target_class_explains_that_class(env):
+    at = own_model_app(env)
+    predicted = metric(at, "Model predicts")
+    other = next(i for i, name in enumerate(CLASSES) if name != predicted)
+    at.sidebar.selectbox(key="s_target").set_value(other).run()
+    assert_healthy(at)
+    assert metric(at, "Explaining the class") == CLASSES[other]
+    assert metric(at, "Model predicts") == predicted  # the prediction does not change
+    assert any(f"evidence for “{CLASSES[other]}”" in c.value for c in at.caption)
+
+
+def test_a_bad_upload_shows_an_error_and_the_app_recovers(env):
+    at = own_model_app(env)
+    upload(at, env / "bad.mp4")
+    assert not at.exception
+    messages = " ".join(e.value for e in at.error)
+    assert "Could not read the clip" in messages
+    assert "Traceback" not in messages
+    assert not [h for h in at.subheader if h.value == "Side by side"]
+    upload(at, env / "clip.mp4")
+    assert_healthy(at)
+    assert_views(at)
+
+
+def test_a_checkpoint_that_does_not_fit_is_a_readable_error(env, tmp_path):
+    torch.save({"conv.weight": torch.zeros(2, 2)}, Path(env) / "models" / "wrong.pt")
+    try:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.session_state["s_model_source"] = "own"
+        at.session_state["s_arch"] = TINY
+        at.session_state["s_checkpoint"] = "wrong.pt"
+        at.run()
+        assert not at.exception
+        text = " ".join(e.value for e in at.error)
+        assert "Could not load the model" in text and "does not fit" in text
+        at.sidebar.selectbox(key="s_checkpoint").set_value("tiny.pt").run()
+        assert not at.exception
+        assert "Could not load the model" not in " ".join(e.value for e in at.error)
+    finally:
+        (Path(env) / "models" / "wrong.pt").unlink()
+
+
+def test_default_load_shows_the_bundled_model_on_the_first_sample(env):
+    from dashboard.samples import sample_clips
+    from xai_core.models.bundled import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "motion.pt").is_file():
+        pytest.skip("bundled weights motion.pt not trained yet (make train)")
+    if not sample_clips():
+        pytest.skip("sample clips not generated yet (make samples)")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert_healthy(at)
+    assert_views(at)
+    assert at.sidebar.selectbox(key="s_model").value == "motion"
+    assert at.sidebar.selectbox(key="s_sample").value == sample_clips()[0].name
+
+
+# --------------------------------------------------------------------------- pieces
+def test_settings_json_round_trip_and_bad_files():
+    s = dataclasses.replace(Settings(), methods=["dtd"], target=3, cmap="coolwarm", frame=7,
+                            method_params={"dtd": {"alpha": 2.0}})
+    assert Settings.from_json(s.to_json()) == s
+    with pytest.raises(ParameterError, match="not valid JSON"):
+        Settings.from_json("{oops")
+    with pytest.raises(ParameterError, match="does not hold dashboard settings"):
+        Settings.from_json('{"cmap": "bwr"}')
+    with pytest.raises(ParameterError, match="unknown fields"):
+        Settings.from_json('{"xai_dashboard_settings": 1, "colour": "red"}')
+    with pytest.raises(ParameterError, match="alpha"):
+        Settings.from_json('{"xai_dashboard_settings": 1, "alpha": "high"}')
+
+
+def test_job_runner_merges_identical_requests_and_keeps_the_result():
+    runner = JobRunner()
+    calls = []
+    release = __import__("threading").Event()
+
+    def work(progress):
+        calls.append(1)
+        release.wait(5)
+        progress("step", 1, 1)
+        return 42
+
+    a = runner.submit("k", work)
+    b = runner.submit("k", work)  # an impatient second click
+    assert a is b
+    release.set()
+    assert a.wait(5) and a.result == 42 and a.status == "done"
+    assert runner.submit("k", work) is a  # finished results are reused
+    assert calls == [1]
+
+
+def test_job_runner_cancel_and_failure_allow_a_new_start():
+    runner = JobRunner()
+    started = __import__("threading").Event()
+
+    def slow(progress):
+        started.set()
+        for i in range(1000):
+            progress("loop", i, 1000)
+            __import__("time").sleep(0.005)
+        return "finished"
+
+    job = runner.submit("slow", slow, stages=["loop"])
+    assert started.wait(5)
+    job.cancel()
+    assert job.wait(5) and job.status == "cancelled"
+    with pytest.raises(JobCancelled):
+        job.progress("loop", 1, 2)
+    again = runner.submit("slow", lambda p: "second")
+    assert again is not job and again.wait(5) and again.result == "second"
+
+    def broken(progress):
+        raise ParameterError("bad input", hint="fix it")
+
+    failed = runner.submit("broken", broken)
+    assert failed.wait(5) and failed.status == "failed"
+    assert isinstance(failed.error, ParameterError)
+    assert runner.submit("broken", lambda p: "ok") is not failed
+
+
+def test_job_progress_fraction_follows_stages():
+    runner = JobRunner()
+    done = []
+    stages = ["prediction", "dtd: full", "dtd: freeze frames", "dtd: selective"]
+
+    def work(progress):
+        progress("dtd: freeze frames", 4, 8)
+        done.append(runner.get("p").fraction)
+        progress("dtd: cached", 1, 1)
+        done.append(runner.get("p").fraction)
+        return None
+
+    job = runner.submit("p", work, stages=stages)
+    assert job.wait(5)
+    assert done[0] == pytest.approx((2 + 0.5) / 4)
+    assert done[1] == pytest.approx(1.0)  # a cache hit jumps to the method's end
+    assert np.isclose(job.fraction, 1.0)
