@@ -206,6 +206,12 @@ def test_folder_items_read_ground_truth_in_numeric_order(tmp_path):
     assert [it.clip_id for it in got] == ["clip_2", "clip_10"]
     assert got[0].label == 3 and set(got[0].masks) == {"actor", "context"}
     assert got[1].masks is None and got[1].label is None
+    # a sample folder's manifest names the labels (resolved against the model's classes)
+    (tmp_path / "manifest.json").write_text(json.dumps({"samples": [
+        {"file": "clip_10", "label": "grow", "context": "yellow_star", "kind": "motion"}]}))
+    got = folder_items(tmp_path)
+    assert got[1].label == "grow" and got[1].meta == {"context": "yellow_star", "kind": "motion"}
+    assert got[0].label == 3  # NAME.json wins over the manifest
 
 
 def test_evaluate_clip_for_the_dashboard_is_cached(tiny, items):

@@ -73,7 +73,7 @@ class EvalItem:
         Ground truth at the source's resolution and length: ``actor``/``context``
         (N, H, W) bool, ``segment`` (N,) bool; ``None`` when there is none.
     label
-        True class index, when known.
+        True class (index, or name resolved against the model's classes), when known.
     meta
         Extra columns for the table (e.g. the synthetic context kind).
     """
@@ -81,7 +81,7 @@ class EvalItem:
     clip_id: str
     source: str | Path | np.ndarray
     masks: dict[str, np.ndarray] | None = None
-    label: int | None = None
+    label: int | str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,7 +117,9 @@ def folder_items(folder: str | Path) -> list[EvalItem]:
     Beside ``NAME.mp4`` (or a frame folder ``NAME/``) the optional ``NAME.npz`` (or
     ``NAME.masks.npz``) holds masks over the whole source — ``actor`` / ``context``
     (N, H, W) bool (``actor_mask`` / ``context_mask`` are accepted too) and ``segment``
-    (N,) bool — and the optional ``NAME.json`` a ``label`` (index).
+    (N,) bool — and the optional ``NAME.json`` a ``label`` (index or class name). A
+    ``manifest.json`` as in ``sample_videos/`` (``samples: [{file, label, context,
+    kind}]``) also supplies labels and context names.
     """
     from .video.clip import IMAGE_EXTENSIONS, _natural_key
     from .video.read import VIDEO_EXTENSIONS
@@ -135,13 +137,31 @@ def folder_items(folder: str | Path) -> list[EvalItem]:
     if not entries:
         raise VideoError(f"folder {root.name!r} holds no videos or frame folders",
                          hint=f"Put {', '.join(VIDEO_EXTENSIONS)} files in it.")
+    listed = _read_manifest(root)
     items = []
     for p in entries:
         stem = p.stem if p.is_file() else p.name
         masks = _read_masks(root, stem)
+        entry = listed.get(p.name, {})
         label = _read_label(root, stem)
-        items.append(EvalItem(clip_id=stem, source=p, masks=masks, label=label))
+        if label is None:
+            label = entry.get("label")
+        meta = {k: entry[k] for k in ("context", "kind") if isinstance(entry.get(k), str)}
+        items.append(EvalItem(clip_id=stem, source=p, masks=masks, label=label, meta=meta))
     return items
+
+
+def _read_manifest(root: Path) -> dict[str, dict[str, Any]]:
+    """``manifest.json`` of a sample folder (``scripts/make_samples.py``): file → entry."""
+    path = root / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    samples = data.get("samples") if isinstance(data, dict) else None
+    if not isinstance(samples, list):
+        return {}
+    return {s["file"]: s for s in samples if isinstance(s, dict) and isinstance(s.get("file"), str)}
 
 
 def _read_masks(root: Path, stem: str) -> dict[str, np.ndarray] | None:
@@ -165,7 +185,7 @@ def _read_masks(root: Path, stem: str) -> dict[str, np.ndarray] | None:
     return None
 
 
-def _read_label(root: Path, stem: str) -> int | None:
+def _read_label(root: Path, stem: str) -> int | str | None:
     path = root / f"{stem}.json"
     if not path.is_file():
         return None
@@ -174,7 +194,10 @@ def _read_label(root: Path, stem: str) -> int | None:
     except (OSError, ValueError):
         return None
     label = data.get("label") if isinstance(data, dict) else None
-    return int(label) if isinstance(label, (int, float)) and not isinstance(label, bool) else None
+    if isinstance(label, bool):
+        return None
+    return int(label) if isinstance(label, (int, float)) else label if isinstance(label, str) \
+        else None
 
 
 def clip_masks(masks: dict[str, np.ndarray] | None, indices: Sequence[int], spec
@@ -525,7 +548,8 @@ def _evaluate_item(model, item: EvalItem, methods, params, options, metrics, tar
     if target == "label" and item.label is None:
         raise ParameterError(f"clip {item.clip_id} has no label to explain",
                              hint="Use --target predicted, or add NAME.json with a label.")
-    exp = explain(model, clip, methods, target=item.label if target == "label" else None,
+    label = None if item.label is None else model.class_index(item.label)
+    exp = explain(model, clip, methods, target=label if target == "label" else None,
                   options=options, method_params={m: params[m] for m in methods if m in params},
                   cache=cache)
     scores = evaluate_clip(model, clip, exp, metrics, masks, seed=clip_seed(item.clip_id),
@@ -535,13 +559,12 @@ def _evaluate_item(model, item: EvalItem, methods, params, options, metrics, tar
         "record_version": RECORD_VERSION,
         "clip_id": item.clip_id,
         "source": str(item.source) if not isinstance(item.source, np.ndarray) else "generated",
-        "label": item.label,
-        "label_name": names[item.label] if item.label is not None and item.label < len(names)
-        else None,
+        "label": label,
+        "label_name": None if label is None else names[label],
         "target": exp.target, "target_name": exp.target_name,
         "predicted": exp.predicted, "predicted_name": names[exp.predicted],
         "target_probability": float(exp.probabilities[exp.target]),
-        "correct": None if item.label is None else bool(exp.predicted == item.label),
+        "correct": None if label is None else bool(exp.predicted == label),
         "meta": {k: _jsonable(v) for k, v in item.meta.items()},
         "rows": [[r["method"], r["variant"], r["metric"], r["quantity"], _json_num(r["value"])]
                  for r in scores.rows],
