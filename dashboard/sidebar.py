@@ -20,7 +20,7 @@ from xai_core.errors import XaiError
 from xai_core.methods.base import get_method, list_methods
 from xai_core.models.registry import LoadedModel, get_spec
 from xai_core.results import Explanation
-from xai_core.video.read import probe
+from xai_core.video.read import VideoInfo, probe
 
 from . import samples
 from .display import NORMALISATION_LABELS
@@ -146,9 +146,15 @@ def clip_inputs(model: LoadedModel) -> tuple[Path | None, str | None]:
     return path, truth
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _probe(path: str, mtime_ns: int, size: int) -> VideoInfo:
+    return probe(path)  # errors are not cached: a bad file is probed (and refused) again
+
+
 def _window_inputs(path: Path, clip_len: int) -> None:
     """Start and stride over the whole timeline, for videos longer than one clip."""
-    info = probe(path)  # a VideoError here is shown by the page
+    stat = path.stat()
+    info = _probe(str(path), stat.st_mtime_ns, stat.st_size)  # VideoError: shown by the page
     st.caption(f"{info.frames} frames, {info.width}×{info.height}, {info.fps:.3g} fps "
                f"({info.duration:.1f} s).")
     if info.frames <= clip_len:

@@ -267,3 +267,17 @@ def test_job_progress_fraction_follows_stages():
     assert done[0] == pytest.approx((2 + 0.5) / 4)
     assert done[1] == pytest.approx(1.0)  # a cache hit jumps to the method's end
     assert np.isclose(job.fraction, 1.0)
+
+
+def test_metrics_are_computed_on_demand_with_a_table(env):
+    at = own_model_app(env)
+    assert not at.dataframe  # nothing computed before asking
+    at.button(key="compute_metrics").click().run()
+    assert_healthy(at)
+    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value
+    assert {"method", "map", "metric", "quantity", "value", "direction"} <= set(table.columns)
+    assert {"dtd", "gradcam"} <= set(table["method"])
+    assert "motion_precision" in set(table["metric"])
+    # the uploaded clip has no ground truth: localisation metrics are skipped, not failed
+    assert any("Skipped" in c.value and "ground_truth" in c.value for c in at.caption)
