@@ -57,8 +57,11 @@ REWARDS = ("logit", "probability")
 #: budget before the model's gradient can pick it (1e-2 did exactly that in tests).
 INIT_JITTER = 1e-6
 
-#: Relative error of the kept area under which a still mask counts as converged.
-AREA_RTOL = 0.1
+#: Relative error of the kept area under which a still mask counts as converged. Soft
+#: mask edges keep the area above target for long (+16 % for 5 % of a 24-px toy clip,
+#: where the edges are half the area); a mask pinned by a reward stronger than λ is off
+#: by far more (+240 % in the same toy with 10× larger logits).
+AREA_RTOL = 0.25
 
 
 @dataclass(frozen=True)
