@@ -109,6 +109,7 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
         cache = default_cache()
     report = progress or (lambda stage, done, total: None)
 
+    chosen = None if target is None else model.class_index(target)  # fail before computing
     x, frames, info = prepare_clip(model, clip)
     clip_hash = tensor_hash(x)
     timings: dict[str, float] = {}
@@ -118,8 +119,7 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
     pred_arrays, pred_hit = _predictions(model, x, clip_hash, options, cache, report)
     timings["predictions"] = time.perf_counter() - tic
     probabilities = pred_arrays["probabilities"]
-    target_index = (int(np.argmax(probabilities)) if target is None
-                    else model.class_index(target))
+    target_index = int(np.argmax(probabilities)) if chosen is None else chosen
 
     results: dict[str, MethodResult] = {}
     for name, method in instances.items():

@@ -1,0 +1,163 @@
+"""``explain`` and ``methods`` commands: files written, atomicity, parameters, cache, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_decompose import one_thread
+
+from xai_core import cache as cache_module
+from xai_core.cli import main
+from xai_core.methods.base import list_methods
+from xai_core.models import registry
+from xai_core.models.bundled import small_c3d_spec
+from xai_core.models.spec import InputSpec
+from xai_core.synthetic.world import CLASSES, render_clip
+from xai_core.video import write_video
+from xai_core.video.read import probe
+
+__all__ = ["one_thread"]
+
+TINY = "tiny-c3d-explain-test"
+TINY_INPUT = InputSpec(num_frames=8, height=32, width=32, scale=1 / 255, mean=(0.45,) * 3,
+                       std=(0.225,) * 3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_arch():
+    spec = dataclasses.replace(small_c3d_spec(TINY), input=TINY_INPUT)
+    registry.register_model(spec)
+    yield spec
+    registry._REGISTRY.pop(TINY, None)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_arch):
+    d = tmp_path_factory.mktemp("cli-explain")
+    torch.manual_seed(0)
+    torch.save(tiny_arch.build(len(CLASSES)).state_dict(), d / "net.pt")
+    (d / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    video = write_video(d / "clip.mp4", render_clip(3, label=0).frames, fps=8)
+    return {"ckpt": d / "net.pt", "classes": d / "classes.txt", "video": video}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Each test gets its own default cache folder (never the user's)."""
+    monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache_module, "_default", None)
+
+
+def explain_argv(files, out, *extra: str) -> list[str]:
+    return ["explain", str(files["video"]), "--arch", TINY, "--checkpoint", str(files["ckpt"]),
+            "--classes", str(files["classes"]), "--device", "cpu", "--out", str(out), *extra]
+
+
+def run(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_explain_writes_maps_summary_and_previews(files, tmp_path, capsys):
+    out = tmp_path / "result"
+    code, stdout, err = run(capsys, explain_argv(
+        files, out, "--method", "gradient", "--method", "input-x-gradient",
+        "--start", "1", "--stride", "2", "--target", "move_up", "--sigma", "2"))
+    assert code == 0, err
+    assert "gradient: freeze frames" in err  # progress on stderr
+    assert "wrote" in stdout and "motion share" in stdout
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"{m}.{ext}" for m in ("gradient", "input-x-gradient")
+                           for ext in ("npz", "png", "mp4")) + ["summary.json"]
+    with np.load(out / "gradient.npz") as npz:
+        for m in ("full", "spatial", "temporal", "selective"):
+            assert npz[m].dtype == np.float32 and npz[m].shape == (8, 32, 32)
+        assert npz["frames"].dtype == np.uint8 and npz["frames"].shape == (8, 32, 32, 3)
+        np.testing.assert_allclose(npz["spatial"] + npz["temporal"], npz["full"], rtol=1e-6,
+                                   atol=1e-6 * np.abs(npz["full"]).max())
+    s = json.loads((out / "summary.json").read_text())
+    assert s["target"] == CLASSES.index("move_up") and s["target_name"] == "move_up"
+    assert s["clip"]["indices"] == list(range(1, 17, 2)) and s["clip"]["stride"] == 2
+    assert s["options"]["sigma"] == 2.0
+    assert len(s["freeze_frame_probabilities"]) == 8
+    assert set(s["methods"]["gradient"]["motion_share"]) == {"discriminative", "selective"}
+    assert s["cache_hits"] == {"gradient": False, "input-x-gradient": False}
+    info = probe(out / "gradient.mp4")
+    assert info.frames == 8 and info.codec in ("h264", "avc1")
+    # nothing left behind next to the output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "result"]
+
+
+def test_second_run_is_served_from_the_cache_and_replaces_the_output(files, tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = explain_argv(files, out, "--method", "gradient", "--no-previews")
+    assert run(capsys, argv)[0] == 0
+    first = np.load(out / "gradient.npz")["temporal"]
+    assert run(capsys, argv)[0] == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["cache_hits"] == {"gradient": True}
+    np.testing.assert_array_equal(np.load(out / "gradient.npz")["temporal"], first)
+    assert run(capsys, argv + ["--no-cache"])[0] == 0
+    assert json.loads((out / "summary.json").read_text())["cache_hits"] == {"gradient": False}
+
+
+def test_params_reach_the_method_and_are_validated(files, tmp_path, capsys):
+    out = tmp_path / "p"
+    code, _, err = run(capsys, explain_argv(
+        files, out, "--method", "occlusion", "--param", "occlusion.window=4,16,16",
+        "--param", "occlusion.stride=4,16,16", "--no-previews"))
+    assert code == 0, err
+    params = json.loads((out / "summary.json").read_text())["methods"]["occlusion"]["params"]
+    assert params["window"] == [4, 16, 16] and params["stride"] == [4, 16, 16]
+    for bad in (["--param", "occlusion.window=4,16,16"],  # method not computed
+                ["--method", "gradient", "--param", "gradient.steps=3"],  # no such parameter
+                ["--method", "integrated-gradients", "--param", "integrated-gradients.steps=0"],
+                ["--method", "gradient", "--param", "nonsense"],
+                ["--method", "no-such-method"],
+                ["--method", "gradient", "--target", "fly"],
+                ["--method", "gradient", "--sigma", "-1"]):
+        code, _, err = run(capsys, explain_argv(files, tmp_path / "bad", *bad))
+        assert code == 2, bad
+        assert err.startswith("error (parameter):") and err.count("\n") == 1, err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_failure_while_writing_leaves_nothing_behind(files, tmp_path, capsys, monkeypatch):
+    from xai_core import render
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(render, "save_png", broken)
+    out = tmp_path / "never"
+    code, _, err = run(capsys, explain_argv(files, out, "--method", "gradient"))
+    assert code != 0 and "disk full" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_an_output(files, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    code, _, err = run(capsys, explain_argv(files, out, "--method", "gradient"))
+    assert code == 2 and "not an earlier explain output" in err
+    assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_methods_lists_every_method_on_one_line(capsys):
+    code, out, _ = run(capsys, ["methods"])
+    assert code == 0
+    lines = out.strip().splitlines()
+    names = {c.name for c in list_methods()}
+    assert len(lines) == len(names)
+    assert {line.split()[0] for line in lines} == names
+    assert any("steps=32" in line for line in lines if line.startswith("integrated-gradients"))
+    code, out, _ = run(capsys, ["methods", "--json"])
+    rows = json.loads(out)
+    assert {r["name"] for r in rows} == names
+    assert all({"family", "description", "params"} <= set(r) for r in rows)
