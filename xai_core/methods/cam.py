@@ -170,6 +170,9 @@ class GuidedGradCam(Method):
     has_raw = True
     params = dict(GradCam.params)
 
+    def cost_passes(self) -> int:
+        return 2  # measured: Grad-CAM (half a pass) plus guided backprop
+
     def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
                    progress: ProgressFn | None = None) -> Attribution:
         cam = GradCam(**self.config)._attribute(model, x, target).relevance.to(x.device)

@@ -238,5 +238,8 @@ class GuidedBackpropagation(GradientMethod):
     description = "Gradient with negative signals zeroed at every ReLU"
     reference = "Springenberg et al. 2015, ICLR workshop (guided backpropagation)"
 
+    def cost_passes(self) -> int:
+        return 2  # measured: the hooked gradient plus a forward pass tracing the ReLUs
+
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return guided_backprop(model, x, target, self.name)

@@ -45,6 +45,12 @@ class LrpMethod(Method):
 
     family: ClassVar[str] = "lrp"
     has_raw: ClassVar[bool] = True
+    #: Cost of one explanation in gradient passes (measured on SmallC3D, CPU): the rules run
+    #: extra forward passes per layer with modified weights.
+    relative_cost: ClassVar[int] = 4
+
+    def cost_passes(self) -> int:
+        return self.relative_cost
 
     @abstractmethod
     def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Hook | None, Hook, Hook]:
@@ -122,6 +128,9 @@ class DeepTaylor(LrpMethod):
                                  f"alpha={alpha}, beta={beta}",
                                  hint="Use e.g. alpha=1, beta=0 (z⁺) or alpha=2, beta=1.")
 
+    def cost_passes(self) -> int:
+        return 4 if self.config["beta"] == 0 else 6
+
     def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Hook, Hook, Hook]:
         alpha, beta = self.config["alpha"], self.config["beta"]
         # z⁺ is αβ with β = 0; zennit's ZPlus computes it in half the passes
@@ -142,6 +151,7 @@ class LrpEpsilon(LrpMethod):
     name = "lrp-epsilon"
     description = "LRP-ε on all layers (small ε ≈ gradient × input)"
     reference = "Bach et al. 2015, PLoS ONE 10(7)"
+    relative_cost = 3
     params = {
         "epsilon": Param(0.01, "stabiliser added to each denominator; larger absorbs weak, "
                                "contradictory contributions", low=1e-9, high=100.0),
@@ -165,6 +175,7 @@ class LrpEpsilonGammaBox(LrpMethod):
     name = "lrp-epsilon-gamma-box"
     description = "LRP composite: zβ first layer, γ on convolutions, ε on linear layers"
     reference = "Montavon et al. 2019, Layer-wise relevance propagation: an overview (LNCS 11700)"
+    relative_cost = 7
     params = {
         "epsilon": Param(1e-6, "stabiliser of the ε rule on linear layers", low=1e-9, high=100.0),
         "gamma": Param(0.25, "how much the γ rule favours positive contributions", low=0.0,
