@@ -115,7 +115,10 @@ class SaliencyTubes(CamMethod):
     params = {"layer": _LAYER}
 
     def check(self, model: LoadedModel) -> None:
-        head = model.spec.classifier and model.module.get_submodule(model.spec.classifier)
+        try:
+            head = model.spec.classifier and model.module.get_submodule(model.spec.classifier)
+        except AttributeError:  # the spec names a layer this network does not have
+            head = None
         if not isinstance(head, nn.Linear):
             raise MethodError(
                 f"saliency-tubes needs a global-pool + linear head, which {model.name} lacks",
