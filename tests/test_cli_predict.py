@@ -200,3 +200,17 @@ def test_models_lists_every_registered_model(capsys):
     code, out, _ = run(capsys, ["models", "--json"])
     data = {r["name"]: r for r in json.loads(out)}
     assert data["motion"]["classes"] == len(CLASSES) and data["s3d"]["input"] == "16×224×224 RGB"
+
+
+def test_cli_damaged_video_prints_one_line_and_no_decoder_noise(files, capfd, tmp_path):
+    """capfd sees what C libraries (FFmpeg in decord/OpenCV) write to the real stderr."""
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 9000, dtype=np.uint8).tobytes())
+    data = files["video"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    for path in (noise, cut):
+        assert main(["predict", str(path), *own(files)]) == 2
+        out, err = capfd.readouterr()
+        lines = err.strip().splitlines()
+        assert out == "" and len(lines) == 1 and lines[0].startswith("error (video):"), err

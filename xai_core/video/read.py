@@ -15,6 +15,7 @@ told, because the jump back to the first frame is motion that is not in the vide
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -29,6 +30,11 @@ import numpy as np
 from ..errors import ParameterError, VideoError
 
 log = logging.getLogger(__name__)
+
+# OpenCV's FFmpeg prints every complaint about a damaged stream to stderr (read when its
+# first capture opens); the problem reaches the user once, as a VideoError. A value the
+# user set is kept.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 #: Container extensions we expect; others are still tried (FFmpeg sniffs content).
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg", ".ogv")
@@ -227,6 +233,9 @@ class _DecordDecoder(_Decoder):
     def __init__(self, path: Path) -> None:
         import decord
 
+        # decord's FFmpeg prints every complaint about a damaged file to stderr; the
+        # problems reach the user once, as a VideoError.
+        decord.logging.set_level(decord.logging.QUIET)
         self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         self.frames = len(self._vr)
         self.fps = float(self._vr.get_avg_fps() or 0.0)
@@ -367,6 +376,11 @@ def _codec_name(path: Path) -> str:
         return "unknown"
 
 
+def _codec_note(path: Path) -> str:
+    codec = _codec_name(path)
+    return "" if codec in ("unknown", "none") else f" ({codec})"
+
+
 def _has_video_stream(path: Path) -> bool | None:
     """False when the container is readable but has no video stream (e.g. audio only)."""
     try:
@@ -382,14 +396,32 @@ def _has_video_stream(path: Path) -> bool | None:
 _DECODERS: tuple[type[_Decoder], ...] = (_DecordDecoder, _OpenCVDecoder, _PyAVDecoder)
 
 
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV warns on stderr when it cannot open a file; the VideoError says it instead."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def _open(path: Path, limits: VideoLimits) -> tuple[_Decoder, VideoInfo]:
     """Open ``path`` with decord, else OpenCV; check it against ``limits``."""
     _check_file(path, limits)
     errors = []
     dec: _Decoder | None = None
+    header = _has_video_stream(path)
     for cls in _DECODERS:
+        if header is None and cls is _DecordDecoder:
+            # PyAV's (newer) FFmpeg cannot even parse the container: decord would fail
+            # too, after printing errors to stderr it has no switch for.
+            errors.append("decord: skipped, the container cannot be parsed")
+            continue
         try:
-            dec = cls(path)
+            with _quiet_opencv():
+                dec = cls(path)
         except Exception as exc:  # decord raises DECORDError, OpenCV RuntimeError/cv2.error
             errors.append(f"{cls.name}: {_first_line(exc)}")
             continue
@@ -404,7 +436,7 @@ def _open(path: Path, limits: VideoLimits) -> tuple[_Decoder, VideoInfo]:
         dec.close()
         dec = None
     if dec is None:
-        if _has_video_stream(path) is False:
+        if header is False:
             raise VideoError(f"{path.name} has no video stream (audio only?)",
                              hint="Give a file that contains video.")
         if any("no frames" in e for e in errors):
@@ -413,8 +445,9 @@ def _open(path: Path, limits: VideoLimits) -> tuple[_Decoder, VideoInfo]:
         if _looks_like_text(_head(path, 528)):
             raise VideoError(f"{path.name} is a text file, not a video",
                              hint="Give a video file (mp4, avi, mov, webm, mkv).")
+        log.debug("%s: %s", path.name, "; ".join(errors))
         raise VideoError(f"{path.name} cannot be decoded: it is not a video, or it is corrupt, "
-                         f"truncated or in an unsupported codec ({'; '.join(errors)})",
+                         f"truncated or in an unsupported codec{_codec_note(path)}",
                          hint="Re-export it as H.264 mp4 (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4).")
     fps = dec.fps if dec.fps > 0 and math.isfinite(dec.fps) else 0.0
     info = VideoInfo(str(path), dec.frames, fps, dec.width, dec.height,
@@ -440,7 +473,8 @@ def _decode(dec: _Decoder, path: Path, indices: list[int]) -> np.ndarray:
         current = dec
         try:
             if k:
-                current = cls(path)
+                with _quiet_opencv():
+                    current = cls(path)
             frames = current.get(indices)
             if len(frames) == len(indices):
                 return frames
@@ -450,9 +484,10 @@ def _decode(dec: _Decoder, path: Path, indices: list[int]) -> np.ndarray:
         finally:
             if k and current is not dec:
                 current.close()
+    log.debug("%s: %s", path.name, "; ".join(failures))
     raise VideoError(f"{path.name}: frames {indices[0]}..{indices[-1]} cannot be decoded — the "
-                     f"file is corrupt or truncated, or its codec ({_codec_name(path)}) is not "
-                     f"supported ({'; '.join(failures)})",
+                     f"file is corrupt or truncated, or its codec{_codec_note(path)} is not "
+                     "supported",
                      hint="Re-export it as H.264 mp4 (ffmpeg -i IN -c:v libx264 OUT.mp4), or pick "
                           "an earlier start frame.")
 
