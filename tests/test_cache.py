@@ -217,6 +217,7 @@ def test_explain_misses_when_any_input_changes(tmp_path, registered):
     assert n == 2  # predictions + the method
     again, n = run(target=0)
     assert n == 0 and again.cache_hits == {GXI: True}
+    assert again.predictions_cache_hit and not first.predictions_cache_hit
     for name in ("full", "spatial", "temporal", "selective", "selective_mask", "raw"):
         np.testing.assert_array_equal(getattr(again[GXI], name), getattr(first[GXI], name))
     assert again[GXI].timings == first[GXI].timings  # the original computation's

@@ -135,7 +135,7 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
         target_name=model.class_names[target_index], probabilities=probabilities,
         freeze_frame_probabilities=pred_arrays["freeze_frame_probabilities"],
         methods=results, options=options, timings=timings,
-        versions=versions() | {"predictions_cache_hit": str(pred_hit)},
+        versions=versions(), predictions_cache_hit=pred_hit,
     )
 
 

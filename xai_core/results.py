@@ -154,6 +154,8 @@ class Explanation:
         method, total).
     versions
         Versions of xai_core, torch, zennit, captum and the cache schema.
+    predictions_cache_hit
+        Whether the prediction and freeze-frame predictions came from the cache.
     """
 
     model: str
@@ -169,6 +171,7 @@ class Explanation:
     options: DecompositionOptions
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    predictions_cache_hit: bool = False
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -225,6 +228,7 @@ class Explanation:
                                              "reuse_identical": self.options.reuse_identical},
             "methods": {name: r.meta() for name, r in self.methods.items()},
             "cache_hits": self.cache_hits,
+            "predictions_cache_hit": self.predictions_cache_hit,
             "timings": dict(self.timings),
             "versions": dict(self.versions),
         }
@@ -274,6 +278,7 @@ class Explanation:
             freeze_frame_probabilities=np.asarray(s["freeze_frame_probabilities"], np.float32),
             methods=methods, options=options, timings=dict(s["timings"]),
             versions=dict(s["versions"]),
+            predictions_cache_hit=bool(s.get("predictions_cache_hit", False)),
         )
 
 
