@@ -197,6 +197,12 @@ def load_clip(source: str | os.PathLike | np.ndarray, input_spec, start: int = 0
     fps: float | None = None
     if isinstance(source, np.ndarray):
         frames_all = as_rgb_frames(source)
+        h, w = frames_all.shape[1:3]
+        if not (limits.min_width <= w <= limits.max_width
+                and limits.min_height <= h <= limits.max_height):
+            raise VideoError(f"frames are {w}×{h}, outside the limits {limits.min_width}×"
+                             f"{limits.min_height}..{limits.max_width}×{limits.max_height}",
+                             hint="Resize the frames or change VideoLimits.")
         if frames_all.shape[0] > limits.max_frames:
             raise VideoError(f"{frames_all.shape[0]} frames, above the limit of "
                              f"{limits.max_frames}", hint="Pass fewer frames.")

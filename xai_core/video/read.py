@@ -260,21 +260,14 @@ class _OpenCVDecoder(_Decoder):
         self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not self._cap.isOpened():
             raise RuntimeError("OpenCV could not open the file")
-        # CAP_PROP_FRAME_COUNT is an estimate from the container; _count fixes it when
-        # the estimate is missing (some webm/mkv) by walking the packets (no decoding).
+        # CAP_PROP_FRAME_COUNT comes from the container; when it is missing (some
+        # webm/mkv) the packets are counted instead, which demuxes but does not decode.
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.frames = n if n > 0 else self._count()
+        self.frames = n if n > 0 else _count_packets(path)
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self._pos = 0
-
-    def _count(self) -> int:
-        n = 0
-        while self._cap.grab():
-            n += 1
-        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        return n
 
     def get(self, indices: list[int]) -> np.ndarray:
         out = []
@@ -314,8 +307,7 @@ class _PyAVDecoder(_Decoder):
         rate = vs.average_rate or vs.guessed_rate
         self.fps = float(rate) if rate else 0.0
         self.width, self.height = int(vs.codec_context.width), int(vs.codec_context.height)
-        # Containers without a frame count (webm, mkv): count packets, which only demuxes.
-        self.frames = int(vs.frames) or sum(1 for pk in self._container.demux(vs) if pk.size)
+        self.frames = int(vs.frames) or _count_packets(path)
         self._t0 = vs.start_time or 0
 
     def _index(self, frame) -> int:
@@ -341,6 +333,17 @@ class _PyAVDecoder(_Decoder):
 
     def close(self) -> None:
         self._container.close()
+
+
+def _count_packets(path: Path) -> int:
+    """Video packets (= frames) of the first video stream: demuxing only, no decoding."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return sum(1 for pk in container.demux(video=0) if pk.size)
+    except Exception:
+        return 0
 
 
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
