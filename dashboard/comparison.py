@@ -24,7 +24,7 @@ def grid_image(expl: Explanation, settings: Settings, scales: Scales, t: int) ->
 
 
 def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -> None:
-    st.image(grid_image(expl, settings, scales, t), width="stretch")
+    st.image(grid_image(expl, settings, scales, t), width="stretch", output_format="JPEG")
     st.caption(f"Frame {t}. Each cell is scaled {NORMALISATION_LABELS[settings.normalisation]}; "
                "the number above it is the relevance that gets full colour. Methods have "
                "different units: compare where they put relevance, not their values "

@@ -25,11 +25,12 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -
     kinds = ("full", "spatial", shown_kind(settings))
     cols = st.columns(4)
     source = expl.clip.indices[t] if t < len(expl.clip.indices) else t
+    # JPEG: encoding these photos as PNG would dominate the time of a scrubber step
     cols[0].image(frame_image(expl, t), caption=f"Frame {t} of the clip (video frame {source})",
-                  width="stretch")
+                  width="stretch", output_format="JPEG")
     for col, kind in zip(cols[1:], kinds, strict=True):
         col.image(panel(expl, method, kind, t, settings, scales), caption=TITLES[kind],
-                  width="stretch")
+                  width="stretch", output_format="JPEG")
         col.image(colour_bar(expl, method, kind, t, settings, scales), width="stretch")
     scale_text = ", ".join(
         f"{TITLES[k].split(' (')[0].lower()} ±{render.format_value(float(scales[(method, k)][t]))}"

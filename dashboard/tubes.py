@@ -29,7 +29,8 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales) -> None:
         if key not in memo:
             if len(memo) > 16:
                 memo.clear()
-            memo[key] = tube_image(expl, method, kind, settings, scales)
+            # kept encoded: re-running the page then costs no image encoding
+            memo[key] = render.to_jpeg(tube_image(expl, method, kind, settings, scales))
         st.markdown(f"**{title}** — {method}")
         st.image(memo[key], width="stretch")
     st.caption("Frames stacked in depth, first at the back-left, last at the front-right "

@@ -290,3 +290,11 @@ def test_colour_bar_with_gamma_labels_real_values():
     assert lin.shape == bent.shape
     assert not np.array_equal(lin[20:40], bent[20:40])  # tick labels differ (2 vs 1)
     np.testing.assert_array_equal(lin[2:10], bent[2:10])  # the bar itself is the same
+
+
+def test_jpeg_encoding_round_trips_closely():
+    img = np.zeros((16, 24, 3), np.uint8)
+    img[:, 12:] = (200, 30, 30)
+    back = np.asarray(Image.open(io.BytesIO(R.to_jpeg(img, quality=95)))).astype(int)
+    assert back.shape == img.shape
+    assert np.abs(back - img).mean() < 4

@@ -585,6 +585,16 @@ def to_png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def to_jpeg(img: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of an RGB uint8 image: ~10× faster to encode than PNG for big pictures."""
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ParameterError(f"a JPEG needs a uint8 (H, W, 3) image, got {arr.dtype} {arr.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
 def save_png(path: str | Path, img: np.ndarray) -> Path:
     """Write ``img`` as a PNG file and return its path."""
     path = Path(path)
