@@ -281,3 +281,20 @@ def test_metrics_are_computed_on_demand_with_a_table(env):
     assert "motion_precision" in set(table["metric"])
     # the uploaded clip has no ground truth: localisation metrics are skipped, not failed
     assert any("Skipped" in c.value and "ground_truth" in c.value for c in at.caption)
+
+
+def test_upload_folder_is_private_replaces_files_and_is_removed():
+    from dashboard.state import UploadFolder
+
+    folder = UploadFolder()
+    assert (folder.path.stat().st_mode & 0o777) == 0o700
+    first = folder.store("video", "a.mp4", b"one")
+    second = folder.store("video", "b.mp4", b"two")
+    assert second.read_bytes() == b"two" and not first.exists()  # replaced, old one deleted
+    assert folder.get("video") == second
+    folder.discard("video")
+    assert folder.get("video") is None and not second.exists()
+    folder.store("checkpoint", "m.pt", b"weights")
+    path = folder.path
+    folder.cleanup()
+    assert not path.exists()
