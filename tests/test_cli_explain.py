@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -57,6 +58,12 @@ def explain_argv(files, out, *extra: str) -> list[str]:
             "--classes", str(files["classes"]), "--device", "cpu", "--out", str(out), *extra]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def run(capsys, argv):
     code = main(argv)
     out, err = capsys.readouterr()
@@ -89,6 +96,9 @@ def test_explain_writes_maps_summary_and_previews(files, tmp_path, capsys):
     assert s["cache_hits"] == {"gradient": False, "input-x-gradient": False}
     info = probe(out / "gradient.mp4")
     assert info.frames == 8 and info.codec in ("h264", "avc1")
+    # the user's usual permissions (temporary files start private)
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~_umask()
+    assert all((f.stat().st_mode & 0o777) == 0o666 & ~_umask() for f in out.iterdir())
     # nothing left behind next to the output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "result"]
 

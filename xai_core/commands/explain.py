@@ -176,6 +176,7 @@ def write_outputs(exp: Explanation, out: str | Path, *, previews: bool = True) -
         if previews:
             for name, result in exp.methods.items():
                 _write_previews(tmp, name, exp.frames, result)
+        _default_permissions(tmp)
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -187,6 +188,15 @@ def write_outputs(exp: Explanation, out: str | Path, *, previews: bool = True) -
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _default_permissions(folder: Path) -> None:
+    """Temporary files are private (0600/0700); the result gets the user's usual mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~umask)
 
 
 def _write_previews(folder: Path, name: str, frames: np.ndarray, result) -> None:
