@@ -36,6 +36,13 @@ FPS = 8.0
 SEED_BASE = 5_000  # far from the training (10 M+) and held-out (900 M+) seed ranges
 BOTH = ("motion", "context-biased")
 
+#: Samples are showcases: each clip's seed is the first of its block (SEED_BASE + 100·(k+1))
+#: that the bundled motion model classifies correctly with p ≥ 0.6, so a wrong prediction
+#: does not muddle the demonstration. Only these needed to skip seeds (found with the
+#: weights of the first training run; the manifest records the predictions actually seen).
+#: Evaluations use fresh random seeds, never these.
+SEED_SKIP = {"rotate_cw": 2, "conflict_rotate_cw": 1}
+
 
 def cls(name: str) -> int:
     return CLASSES.index(name)
@@ -76,7 +83,7 @@ def plan() -> list[dict]:
                       suits=("motion",), config=WorldConfig(num_frames=48),
                       description="48 frames of move_right: slide a 16-frame window along it"))
     for k, item in enumerate(items):
-        item["seed"] = SEED_BASE + k
+        item["seed"] = SEED_BASE + 100 * (k + 1) + SEED_SKIP.get(item["name"], 0)
     return items
 
 
