@@ -305,6 +305,8 @@ def _page() -> None:
     if found is None:
         return
     expl, key = found
+    for note in getattr(expl, "warnings", ()):  # e.g. computed on the CPU after GPU memory ran out
+        st.warning(note)
     with target_box:
         sb.target_input(expl)
     with boundary("show the explanation"):

@@ -16,7 +16,7 @@ import streamlit as st
 from xai_core import render
 from xai_core.decompose import NORMALISATIONS as DECOMP_NORMALISATIONS
 from xai_core.decompose import SLICES, SOBEL_BORDERS
-from xai_core.errors import XaiError
+from xai_core.errors import VideoError, XaiError
 from xai_core.methods.base import get_method, list_methods
 from xai_core.models.registry import LoadedModel, get_spec
 from xai_core.results import Explanation
@@ -140,6 +140,12 @@ def clip_inputs(model: LoadedModel) -> tuple[Path | None, str | None]:
             st.session_state[K("upload")] = None
             st.info("Upload a video to explain it.")
             return None, None
+        if video.size > MAX_VIDEO_MB * 2**20:  # the widget's cap is the browser's; check here too
+            uploads().discard("video")
+            raise VideoError(f"{video.name} is {video.size / 2**20:.0f} MB, above the upload "
+                             f"limit of {MAX_VIDEO_MB} MB",
+                             hint="Cut the part of interest (ffmpeg -ss START -t SECONDS -i IN "
+                                  "OUT.mp4) and upload that.")
         path = uploads().store("video", video.name, video.getvalue())
         st.session_state[K("upload")] = video.name
     _window_inputs(path, model.input.num_frames)

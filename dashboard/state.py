@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -236,15 +237,28 @@ class UploadFolder:
         self._files: dict[str, Path] = {}  # slot (video, checkpoint, classes) → file
 
     def store(self, slot: str, name: str, data: bytes) -> Path:
-        """Write ``data`` for ``slot`` (replacing and deleting its previous file)."""
+        """Write ``data`` for ``slot`` (replacing and deleting its previous file).
+
+        The file is named by slot and content hash: the uploaded ``name`` contributes only
+        its extension, reduced to letters and digits, so no name ("../x", "/etc/passwd",
+        unicode, NUL) can reach the file system. Written to a temporary file and renamed,
+        so a failed write (disk full) never leaves a half file under the final name.
+        """
         digest = hashlib.sha256(data).hexdigest()[:16]
-        suffix = Path(name).suffix.lower()[:8]
-        path = self.path / f"{slot}-{digest}{suffix}"
+        suffix = re.sub(r"[^a-z0-9]", "", Path(name).suffix.lower())[:8]
+        path = self.path / f"{slot}-{digest}{'.' + suffix if suffix else ''}"
         old = self._files.get(slot)
         if old is not None and old != path:
             old.unlink(missing_ok=True)
         if not path.exists():
-            path.write_bytes(data)
+            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{slot}-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         self._files[slot] = path
         return path
 

@@ -9,13 +9,15 @@ in-memory LRU in front of it.
 An entry is ``MAGIC | sha256(body) | body`` with body = header length, a JSON header
 (metadata, versions) and compressed npz bytes (``allow_pickle=False`` on reading). A
 truncated or altered entry fails the checksum: it is deleted and recomputed, never
-served. When the cache folder cannot be used the cache keeps working in memory only
-and logs a warning.
+served. A write that fails half-way (disk full) leaves no file behind. When the cache
+folder cannot be used the cache keeps working in memory only, logs a warning and says
+so in :attr:`ResultCache.problem`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -143,6 +145,8 @@ class ResultCache:
         self._key_locks: dict[str, list] = {}
         self.stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "corrupt": 0, "computed": 0}
         self.directory: Path | None = None
+        #: Why the disk store is not used (``None`` when it is, or was never asked for).
+        self.problem: str | None = None
         self._disk = None
         if directory is not None:
             self._open_disk(Path(directory), size_limit_mb)
@@ -158,12 +162,14 @@ class ResultCache:
             # every value in its own file: sqlite holds only the index
             self._disk = diskcache.Cache(str(directory), size_limit=size_limit_mb * 2**20,
                                          eviction_policy="least-recently-used",
-                                         disk_min_file_size=0)
+                                         disk_min_file_size=0, disk=_tracked_disk())
             self.directory = directory
         except Exception as exc:  # OSError, sqlite3.Error ... : keep working in memory
             log.warning("result cache folder %s is not usable (%s); caching in memory only. "
                         "Set XAI_CACHE_DIR to a writable folder to keep results between runs.",
                         directory, exc)
+            self.problem = (f"The result cache folder {directory} is not usable; results are "
+                            "kept in memory only. Set XAI_CACHE_DIR to a writable folder.")
             self._disk = None
 
     @property
@@ -213,9 +219,12 @@ class ResultCache:
         meta = json.loads(json.dumps(meta))  # detached, and proves it is JSON-able
         self._remember(key, arrays, meta)
         if self._disk is not None:
+            disk = self._disk.disk
+            disk.begin()
             try:
                 self._disk.set(key, encode_entry(arrays, meta, self.version))
             except Exception as exc:  # disk full, folder removed ...: memory still serves
+                disk.discard()  # the half-written, never indexed value file
                 log.warning("could not write result cache entry to %s (%s)", self.directory, exc)
 
     def get_or_compute(self, key: str, compute: Callable[[], tuple[Arrays, Meta]]
@@ -286,6 +295,39 @@ class ResultCache:
                 entry[1] -= 1
                 if entry[1] == 0:
                     self._key_locks.pop(key, None)
+
+
+@functools.cache
+def _tracked_disk() -> type:
+    """diskcache's ``Disk`` that can remove the value file of a write that failed.
+
+    diskcache indexes a value file only after writing it, so a write cut short (disk full,
+    database error) is never served — but its file would stay, unindexed, forever.
+    """
+    import diskcache
+    from diskcache.core import UNKNOWN
+
+    class TrackedDisk(diskcache.Disk):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._last = threading.local()
+
+        def filename(self, key: Any = UNKNOWN, value: Any = UNKNOWN) -> tuple[str, str]:
+            name, full_path = super().filename(key, value)
+            self._last.name = name
+            return name, full_path
+
+        def begin(self) -> None:
+            """Start tracking the files this thread creates."""
+            self._last.name = None
+
+        def discard(self) -> None:
+            """Remove the file this thread created since :meth:`begin` (the write failed)."""
+            name, self._last.name = getattr(self._last, "name", None), None
+            if name is not None:
+                self.remove(name)
+
+    return TrackedDisk
 
 
 def _copy(arrays: Arrays) -> Arrays:

@@ -128,6 +128,9 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
                                        cache, report)
         timings[f"method:{name}"] = time.perf_counter() - tic
     timings["total"] = time.perf_counter() - start_time
+    warnings = [note for method in instances.values() for note in getattr(method, "notes", [])]
+    if cache is not None and getattr(cache, "problem", None):
+        warnings.append(cache.problem)
 
     return Explanation(
         model=model.name, weights_hash=model.weights_hash, clip=info, frames=frames,
@@ -135,7 +138,7 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
         target_name=model.class_names[target_index], probabilities=probabilities,
         freeze_frame_probabilities=pred_arrays["freeze_frame_probabilities"],
         methods=results, options=options, timings=timings,
-        versions=versions(), predictions_cache_hit=pred_hit,
+        versions=versions(), predictions_cache_hit=pred_hit, warnings=warnings,
     )
 
 

@@ -156,6 +156,10 @@ class Explanation:
         Versions of xai_core, torch, zennit, captum and the cache schema.
     predictions_cache_hit
         Whether the prediction and freeze-frame predictions came from the cache.
+    warnings
+        What the user should know about how this result was computed (e.g. a method
+        fell back to the CPU after running out of GPU memory, or the cache is in
+        memory only); shown by the CLI and the dashboard.
     """
 
     model: str
@@ -172,6 +176,7 @@ class Explanation:
     timings: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     predictions_cache_hit: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -229,6 +234,7 @@ class Explanation:
             "methods": {name: r.meta() for name, r in self.methods.items()},
             "cache_hits": self.cache_hits,
             "predictions_cache_hit": self.predictions_cache_hit,
+            "warnings": list(self.warnings),
             "timings": dict(self.timings),
             "versions": dict(self.versions),
         }
@@ -279,6 +285,7 @@ class Explanation:
             methods=methods, options=options, timings=dict(s["timings"]),
             versions=dict(s["versions"]),
             predictions_cache_hit=bool(s.get("predictions_cache_hit", False)),
+            warnings=[str(w) for w in s.get("warnings", [])],
         )
 
 

@@ -15,6 +15,10 @@ NaN/Inf detection live here, once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +29,8 @@ from torch import nn
 
 from ..errors import MethodError, ParameterError
 from ..models.registry import LoadedModel
+
+log = logging.getLogger(__name__)
 
 #: progress(done, total, stage) — called by long computations.
 ProgressFn = Callable[[int, int, str], None]
@@ -111,6 +117,9 @@ class Method(ABC):
         self.config: dict[str, Any] = {
             k: p.validate(k, params.get(k, p.default)) for k, p in self.params.items()
         }
+        #: What the user should be told about computations of this instance (e.g. that
+        #: it fell back to the CPU); the engine copies these into the result.
+        self.notes: list[str] = []
 
     # ----------------------------------------------------------------- subclass API
     def check(self, model: LoadedModel) -> None:
@@ -149,7 +158,9 @@ class Method(ABC):
             One class index for all clips, or a (B,) tensor.
         batch_size
             Clips per pass (default: the method's ``default_batch_size``). On CUDA
-            out-of-memory the chunk is halved and retried.
+            out-of-memory the chunk is halved and retried; when even one clip does not
+            fit, the model is moved to the CPU for the rest of the call and back after,
+            and :attr:`notes` says so.
         """
         self.check(model)
         if x.ndim != 5 or x.shape[1] != 3:
@@ -167,7 +178,7 @@ class Method(ABC):
         chunk = max(1, batch_size or self.default_batch_size)
         rel, raw = [], []
         done = 0
-        with model_guard(model.module):
+        with model_guard(model.module), contextlib.ExitStack() as stack:
             while done < b:
                 n = min(chunk, b - done)
                 xs = x[done : done + n].to(model.device, torch.float32)
@@ -175,13 +186,22 @@ class Method(ABC):
                 try:
                     out = self._attribute(model, xs, ts, progress=None if b > 1 else progress)
                 except torch.OutOfMemoryError:
-                    if n == 1:
-                        raise MethodError(
-                            f"{self.name} ran out of GPU memory even for one clip",
-                            hint="Use --device cpu.") from None
-                    chunk = max(1, n // 2)
+                    del xs, ts
                     if model.device.type == "cuda":
                         torch.cuda.empty_cache()
+                    if n > 1:
+                        chunk = max(1, n // 2)
+                        log.info("%s: out of GPU memory with %d clips per pass; retrying with %d",
+                                 self.name, n, chunk)
+                        continue
+                    if model.device.type == "cpu":
+                        raise MethodError(f"{self.name} ran out of memory even for one clip",
+                                          hint="Use a shorter clip, a smaller model or another "
+                                               "method.") from None
+                    model = stack.enter_context(_moved_to_cpu(model))
+                    self.notes.append(f"{self.name} ran out of GPU memory even for one clip and "
+                                      "was computed on the CPU instead (slower).")
+                    log.warning("%s", self.notes[-1])
                     continue
                 rel.append(_checked(out.relevance, self.name, "relevance"))
                 if out.raw is not None:
@@ -215,14 +235,52 @@ def _checked(t: torch.Tensor, method: str, what: str) -> torch.Tensor:
     return t
 
 
+# Methods attach hooks and rule contexts to the module and model_guard flips its flags:
+# two threads computing on one module at once would see each other's hooks (wrong
+# relevance) and restore each other's flags. One computation per module at a time.
+_module_locks: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = (
+    weakref.WeakKeyDictionary())
+_module_locks_guard = threading.Lock()
+
+
+def module_lock(module: nn.Module) -> threading.RLock:
+    """The (re-entrant) lock that serialises computations on ``module``."""
+    with _module_locks_guard:
+        lock = _module_locks.get(module)
+        if lock is None:
+            lock = _module_locks[module] = threading.RLock()
+        return lock
+
+
+@contextlib.contextmanager
+def _moved_to_cpu(model: LoadedModel) -> Iterator[LoadedModel]:
+    """The model on the CPU for a while (its GPU ran out of memory); moved back afterwards.
+
+    Moved rather than copied: a copy would first need GPU memory. The caller holds the
+    module's lock, so no other computation sees it on the CPU.
+    """
+    model.module.to("cpu")
+    try:
+        yield dataclasses.replace(model, device=torch.device("cpu"))
+    finally:
+        model.module.to(model.device)
+
+
 @contextlib.contextmanager
 def model_guard(module: nn.Module) -> Iterator[nn.Module]:
     """Run with the model in eval mode and no gradients to its weights; restore both after.
 
     Gradients flow only to the input (faster, and no ``.grad`` is left on the user's
     parameters); the training flag of every submodule and ``requires_grad`` of every
-    parameter are put back exactly as they were, even if the method raises.
+    parameter are put back exactly as they were, even if the method raises. Holds
+    :func:`module_lock` throughout, so concurrent callers on one module take turns.
     """
+    with module_lock(module), _guarded(module):
+        yield module
+
+
+@contextlib.contextmanager
+def _guarded(module: nn.Module) -> Iterator[nn.Module]:
     modes = {m: m.training for m in module.modules()}
     flags = {p: p.requires_grad for p in module.parameters()}
     grads = {p: p.grad for p in module.parameters()}
