@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: the video is shorter than the clip from frame {clip.start} with stride "
               f"{clip.stride}; it was loop-padded (the jump back is motion not in the video)",
               file=sys.stderr)
+    for note in exp.warnings:  # e.g. a method fell back to the CPU
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 
