@@ -385,12 +385,18 @@ def _codec_note(path: Path) -> str:
 
 
 def _has_video_stream(path: Path) -> bool | None:
-    """False when the container is readable but has no video stream (e.g. audio only)."""
+    """False when the container is readable but has no video stream (e.g. audio only).
+
+    ``None`` when it cannot be parsed, or holds neither video nor audio: an mp4 cut
+    before its index shows only a codec-less data stream, and is not "audio only".
+    """
     try:
         import av
 
         with av.open(str(path)) as container:
-            return bool(container.streams.video)
+            if container.streams.video:
+                return True
+            return False if container.streams.audio else None
     except Exception:
         return None
 
