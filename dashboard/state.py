@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -239,19 +240,21 @@ class UploadFolder:
     def store(self, slot: str, name: str, data: bytes) -> Path:
         """Write ``data`` for ``slot`` (replacing and deleting its previous file).
 
-        The file is named by slot and content hash: the uploaded ``name`` contributes only
-        its extension, reduced to letters and digits, so no name ("../x", "/etc/passwd",
-        unicode, NUL) can reach the file system. Written to a temporary file and renamed,
-        so a failed write (disk full) never leaves a half file under the final name.
+        The file goes to ``<slot>-<content hash>/<safe name>``: of the uploaded ``name``
+        only a cleaned last component is used (:func:`safe_file_name`), so no name can
+        reach outside this folder, yet messages about the file show the user's name.
+        Written to a temporary file and renamed: a failed write (disk full) never leaves
+        a half file under the final name.
         """
         digest = hashlib.sha256(data).hexdigest()[:16]
-        suffix = re.sub(r"[^a-z0-9]", "", Path(name).suffix.lower())[:8]
-        path = self.path / f"{slot}-{digest}{'.' + suffix if suffix else ''}"
+        folder = self.path / f"{slot}-{digest}"
+        path = folder / safe_file_name(name)
         old = self._files.get(slot)
         if old is not None and old != path:
-            old.unlink(missing_ok=True)
+            _remove(old)
         if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{slot}-", suffix=".part")
+            folder.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
@@ -269,10 +272,33 @@ class UploadFolder:
     def discard(self, slot: str) -> None:
         path = self._files.pop(slot, None)
         if path is not None:
-            path.unlink(missing_ok=True)
+            _remove(path)
 
     def cleanup(self) -> None:
         self._finalizer()
+
+
+def safe_file_name(name: str, max_chars: int = 60) -> str:
+    """The last component of an uploaded file name, safe to create in a folder.
+
+    Folders ("../", "C:\\", "/etc/") are dropped, characters other than letters, digits
+    (any script), ``.``, ``-``, ``_`` and space become ``_``, leading dots go (no hidden
+    files, never ``..``), and the length is capped (keeping the extension) so that even a
+    name in a 4-byte script fits a file system's 255 bytes.
+    """
+    base = re.split(r"[\\/]", str(name))[-1]
+    base = re.sub(r"[^\w.\- ]", "_", base).strip(" .")
+    if len(base) > max_chars:
+        stem, dot, ext = base.rpartition(".")
+        ext = ext[:10] if dot and stem else ""
+        base = base[: max_chars - len(ext) - 1] + "." + ext if ext else base[:max_chars]
+    return base or "upload"
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # its content-hash folder, when now empty
+        path.parent.rmdir()
 
 
 def uploads() -> UploadFolder:
