@@ -89,8 +89,10 @@ class DecompositionOptions:
         _choice("slice", self.slice, SLICES)
         _choice("normalise", self.normalise, NORMALISATIONS)
         _choice("sobel_border", self.sobel_border, SOBEL_BORDERS)
-        if not isinstance(self.sigma, (int, float)) or not 0 <= float(self.sigma) <= 100:
-            raise ParameterError(f"sigma must be a number in 0..100, got {self.sigma!r}",
+        # σ = 0 would keep every voxel with any temporal change: no selection at all
+        if not isinstance(self.sigma, (int, float)) or not 0 < float(self.sigma) <= 100:
+            raise ParameterError(f"sigma must be a number above 0 and at most 100, got "
+                                 f"{self.sigma!r}",
                                  hint="Paper 001 uses 4; lower values select more voxels.")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
                                             or self.chunk_size < 1):
