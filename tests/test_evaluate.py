@@ -254,3 +254,23 @@ def test_cli_evaluate_synthetic_and_errors(tmp_path, capsys):
     assert main(["evaluate", "--model", "motion", "--methods", "dtd", "--out",
                  str(tmp_path / "x")]) == 2
     assert "CLIPS_DIR or --synthetic" in capsys.readouterr().err
+
+
+def test_synthetic_segments_freeze_the_actor_outside_the_segment():
+    from xai_core.synthetic.world import render_clip
+
+    whole = synthetic_items(1, 0.0, seed=123)[0]
+    assert np.array_equal(whole.source, render_clip(123).frames)  # default: the world's clip
+    assert "segment" not in whole.masks
+    part = synthetic_items(1, 0.0, seed=123, moving=0.5)[0]
+    seg = part.masks["segment"]
+    a, b = (int(v) for v in part.meta["segment"].split("-"))
+    assert seg.sum() == 8 and seg[a : b + 1].all()
+    actor = part.masks["actor"]
+    # the actor (mask) stands still outside the segment and moves inside it
+    assert all(np.array_equal(actor[t], actor[a]) for t in range(a))
+    assert all(np.array_equal(actor[t], actor[b]) for t in range(b, 16))
+    assert not np.array_equal(actor[a], actor[b])
+    # frozen frames differ only by fresh sensor noise (σ 2), not by motion
+    diff = np.abs(part.source[0].astype(int) - part.source[a].astype(int))
+    assert 0 < diff.mean() < 4

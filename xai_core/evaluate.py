@@ -21,6 +21,7 @@ them) or are generated from the synthetic world with their masks (:func:`synthet
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -86,11 +87,18 @@ class EvalItem:
 
 
 def synthetic_items(n: int, context_rate: float = 0.0, *, seed: int = SYNTHETIC_SEED_BASE,
-                    size: int = 112, num_frames: int = 16) -> list[EvalItem]:
+                    size: int = 112, num_frames: int = 16, moving: float = 1.0
+                    ) -> list[EvalItem]:
     """``n`` clips of the synthetic world with their actor and context masks.
 
     Clip i is ``render_clip(seed + i)`` with the given ``context_rate`` (0: context
     independent of the class, 1: always the class' own context kind).
+
+    ``moving < 1`` makes the actor move during one segment of ``round(moving · T)``
+    frames only (at a seeded random start) and stand still before and after it — the
+    first and last frames of the segment are repeated, with fresh sensor noise of the
+    world's σ in every frame — and adds that segment as the ``segment`` ground truth of
+    the temporal pointing game.
     """
     from .synthetic.world import CLASSES, CONTEXT_KINDS, WorldConfig, render_clip
 
@@ -98,16 +106,36 @@ def synthetic_items(n: int, context_rate: float = 0.0, *, seed: int = SYNTHETIC_
         raise ParameterError("--synthetic needs at least one clip", hint="Use --synthetic 24.")
     if not 0.0 <= context_rate <= 1.0:
         raise ParameterError(f"context rate must be in [0, 1], got {context_rate}")
+    if not 0.0 < moving <= 1.0:
+        raise ParameterError(f"the moving fraction must be in (0, 1], got {moving}")
     config = WorldConfig(size=size, num_frames=num_frames, context_rate=context_rate)
     items = []
     for i in range(n):
         s = seed + i
-        c = render_clip(s, config=config)
-        items.append(EvalItem(
-            clip_id=f"synthetic-{s}", source=c.frames,
-            masks={"actor": c.actor_mask, "context": c.context_mask}, label=c.label,
-            meta={"seed": s, "context": c.context, "context_name": CONTEXT_KINDS[c.context],
-                  "context_agrees": c.context == c.label, "label_name": CLASSES[c.label]}))
+        meta: dict[str, Any] = {"seed": s}
+        if moving >= 1.0:
+            c = render_clip(s, config=config)
+            frames, actor, context = c.frames, c.actor_mask, c.context_mask
+            masks = {"actor": actor, "context": context}
+        else:
+            # noise-free render (the noise is drawn last, so the scene is the same clip)
+            c = render_clip(s, config=dataclasses.replace(config, noise=0.0))
+            length = min(num_frames, max(2, round(moving * num_frames)))
+            rng = np.random.default_rng([s, 1])
+            a = int(rng.integers(0, num_frames - length + 1))
+            idx = np.clip(np.arange(num_frames), a, a + length - 1)
+            noise = rng.standard_normal(c.frames.shape, dtype=np.float32) * config.noise
+            frames = np.clip(c.frames[idx].astype(np.float32) + noise, 0, 255).round()
+            frames = frames.astype(np.uint8)
+            segment = np.zeros(num_frames, bool)
+            segment[a : a + length] = True
+            masks = {"actor": c.actor_mask[idx], "context": c.context_mask[idx],
+                     "segment": segment}
+            meta["segment"] = f"{a}-{a + length - 1}"
+        meta |= {"context": c.context, "context_name": CONTEXT_KINDS[c.context],
+                 "context_agrees": c.context == c.label, "label_name": CLASSES[c.label]}
+        items.append(EvalItem(clip_id=f"synthetic-{s}", source=frames, masks=masks,
+                              label=c.label, meta=meta))
     return items
 
 

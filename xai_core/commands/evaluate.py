@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--context-rate", type=float, default=0.0,
                    help="synthetic clips: probability that the context object is the class' "
                         "own kind (0 independent, 1 always; default 0)")
+    p.add_argument("--moving-fraction", type=float, default=1.0,
+                   help="synthetic clips: the actor moves only during a random segment of this "
+                        "fraction of the frames (ground truth of the temporal pointing game; "
+                        "default 1: always)")
     p.add_argument("--seed", type=int, default=None,
                    help="synthetic clips: first seed (default: a range unused in training)")
     p.add_argument("--model", default=None, help="bundled model name (default: motion)")
@@ -83,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
         kw = {} if args.seed is None else {"seed": args.seed}
         spec = model.input
         items = synthetic_items(args.synthetic, args.context_rate, size=spec.height,
-                                num_frames=spec.num_frames, **kw)
+                                num_frames=spec.num_frames, moving=args.moving_fraction, **kw)
         source = (f"synthetic world: {args.synthetic} clips, context rate {args.context_rate}, "
                   f"seeds from {items[0].meta['seed']}")
+        if args.moving_fraction < 1:
+            source += f", actor moving in {args.moving_fraction:g} of the frames"
     else:
         items = folder_items(args.clips_dir)
         source = f"folder {args.clips_dir}"
