@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
                        classes=args.classes, device=args.device)
     clip = load_clip(args.video, model.input, start=args.start, stride=args.stride)
     preds = predict(model, clip, top=args.top)
+    if clip.padded:  # on stderr, so it is said with --json too without spoiling the JSON
+        print(f"note: the video has fewer than {clip.num_frames} frames from {clip.start} with "
+              f"stride {clip.stride}; the clip was loop-padded", file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in preds]))
         return 0
@@ -59,7 +62,4 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(p.class_name) for p in preds)
     for rank, p in enumerate(preds, 1):
         print(f"{rank:>3}. {p.class_name:<{width}}  {p.probability:7.2%}")
-    if clip.padded:
-        print(f"note: the video has fewer than {clip.num_frames} frames from {clip.start} with "
-              f"stride {clip.stride}; the clip was loop-padded", file=sys.stderr)
     return 0
