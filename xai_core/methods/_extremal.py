@@ -76,6 +76,8 @@ class SmoothMaskGenerator:
         Frames per temporal grid cell.
     device
         Where the precomputed kernel weights live.
+    sample_step
+        Pixels between evaluations of the smooth max (``None``: ⌊σ/4⌋, at least 1).
     """
 
     def __init__(self, shape: tuple[int, int, int], step: int, sigma: float,
@@ -88,50 +90,107 @@ class SmoothMaskGenerator:
         self.margin = math.ceil(self.sigma)
         self.grid_shape = (math.ceil(t / temporal_step), math.ceil(h / step), math.ceil(w / step))
         self.canvas_shape = (t, h + 2 * self.margin, w + 2 * self.margin)
-        # Neighbours up to 1 + ⌈σ/step⌉ cells away, as Fong et al.: farther ones are at
-        # z > 1.5 where k < 0.14 and cannot win the smooth max.
+        # Neighbours up to 1 + ⌈σ/step⌉ cells away, as Fong et al.
         self.radius = 1 + math.ceil(self.sigma / step)
         self._pad_cells = math.ceil(self.margin / step)  # grid cells covering the margin
         device = torch.device(device)
-        m = self.margin
-        ys = torch.arange(-m, h + m, device=device)
-        xs = torch.arange(-m, w + m, device=device)
-        cell_y = torch.div(ys, step, rounding_mode="floor")  # grid row of each canvas row
-        cell_x = torch.div(xs, step, rounding_mode="floor")
-        self._cell_y = cell_y + self._pad_cells  # index into the zero-padded grid
-        self._cell_x = cell_x + self._pad_cells
         self._frame_cell = torch.arange(t, device=device) // temporal_step
-        offsets = torch.arange(-self.radius, self.radius + 1, device=device)
-        centre = (step - 1) / 2.0
-        # distance of pixel u to the centre of grid point cell(u) + offset, per axis
-        dy = ys[None, :] - ((cell_y[None, :] + offsets[:, None]) * step + centre)  # (2r+1, Hc)
-        dx = xs[None, :] - ((cell_x[None, :] + offsets[:, None]) * step + centre)  # (2r+1, Wc)
-        dist = torch.sqrt(dy[:, None, :, None] ** 2 + dx[None, :, None, :] ** 2)
-        k = (2 * self.radius + 1) ** 2
-        self._weight = smooth_max_kernel(dist / self.sigma).reshape(k, *self.canvas_shape[1:])
+        # The distance from a pixel to the centre of the grid point `offset` cells from its
+        # own cell depends only on the pixel's position inside the cell: one step×step
+        # tile of weights per offset serves every cell, so the K neighbour values are
+        # broadcast over the tiles instead of gathered per pixel (whose backward, a
+        # scatter-add, cost more than everything else).
+        r = self.radius
+        offsets = torch.arange(-r, r + 1, device=device, dtype=torch.float32)
+        inside = torch.arange(step, device=device, dtype=torch.float32)
+        d = inside[None, :] - (offsets[:, None] * step + (step - 1) / 2.0)  # (2r+1, step)
+        dist = torch.sqrt(d[:, None, :, None] ** 2 + d[None, :, None, :] ** 2)
+        tiles = smooth_max_kernel(dist / self.sigma).reshape(-1, step, step)
+        # Drop the grid points farther than 1.5σ from every pixel of the cell (weight
+        # < e⁻² ≈ 0.14 everywhere): they can only set the mask where no nearer point is
+        # on, to < 0.14 of their value, and they are half of the K terms (the corners of
+        # the (2r+1)² square) — the smooth max is the costliest step after the model.
+        keep = (tiles.flatten(1).amax(dim=1) >= math.exp(-2.0)).nonzero().flatten()
+        self._offsets = [divmod(int(k), 2 * r + 1) for k in keep]  # (row, col) in the square
+        self._tiles = tiles[keep]  # (K, s, s)
 
     def __call__(self, params: torch.Tensor) -> torch.Tensor:
         """Canvas masks (N, T, H + 2·margin, W + 2·margin) from grid parameters (N, Tg, gh, gw)."""
         n, tg, gh, gw = params.shape
         if (tg, gh, gw) != self.grid_shape:
             raise ValueError(f"grid parameters {tuple(params.shape[1:])} != {self.grid_shape}")
-        size = 2 * self.radius + 1
-        pad = self.radius + self._pad_cells
+        r, pc, s = self.radius, self._pad_cells, self.step
         # Zero padding: grid points outside the clip contribute nothing to the smooth max.
-        neigh = F.unfold(params.reshape(n * tg, 1, gh, gw), size, padding=pad)
-        pc = self._pad_cells
-        neigh = neigh.reshape(n * tg, size * size, gh + 2 * pc, gw + 2 * pc)
-        # every pixel reads the neighbourhood of its own cell (nearest "upsampling")
-        neigh = neigh[:, :, self._cell_y[:, None], self._cell_x[None, :]]  # (N·Tg, K, Hc, Wc)
-        v = neigh * self._weight
-        mask = (v * torch.softmax(SMOOTH_MAX_COLDNESS * v, dim=1)).sum(dim=1)
-        mask = mask.clamp(0.0, 1.0).reshape(n, tg, *self.canvas_shape[1:])
-        return mask[:, self._frame_cell]
+        padded = F.pad(params.reshape(n * tg, gh, gw), (pc + r,) * 4)
+        ph, pw = gh + 2 * pc, gw + 2 * pc
+        # K shifted views of the grid (F.unfold does the same but is pathologically slow
+        # on such small inputs with several CPU threads)
+        neigh = torch.stack([padded[:, oy : oy + ph, ox : ox + pw] for oy, ox in self._offsets], 1)
+        mask = _TiledSmoothMax.apply(neigh, self._tiles)  # (N·Tg, ph·s, pw·s)
+        # the full grid starts pc cells before the clip; the canvas `margin` pixels before
+        top = pc * s - self.margin
+        _, hc, wc = self.canvas_shape
+        canvas = mask[:, top : top + hc, top : top + wc].clamp(0.0, 1.0)
+        return canvas.reshape(n, tg, hc, wc)[:, self._frame_cell]
 
     def crop(self, canvas: torch.Tensor) -> torch.Tensor:
         """The clip's part (…, T, H, W) of canvas masks."""
         m = self.margin
         return canvas[..., m : m + self.shape[1], m : m + self.shape[2]]
+
+
+class _TiledSmoothMax(torch.autograd.Function):
+    """mask = Σₖ vₖ·softmax(β·v)ₖ with vₖ = neighₖ(cell)·tileₖ(pixel in cell).
+
+    ``neigh`` (N, K, ph, pw): the K neighbour values of every cell; ``tiles`` (K, s, s).
+    Returns (N, ph·s, pw·s). Autograd through the same three lines keeps two K-fold
+    copies of every mask for the backward pass (≈ 250 MB for 4 masks of 16×140×140) and
+    streams them through memory; this computes one map at a time, cache-sized, and the
+    backward recomputes vₖ — 1.6× faster on the CPU and K-fold lighter.
+    """
+
+    @staticmethod
+    def _terms(neigh: torch.Tensor, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, s = tiles.shape[0], tiles.shape[-1]
+        v = neigh[:, :, :, None, :, None] * tiles.view(1, k, 1, s, 1, s)
+        return v, torch.softmax(SMOOTH_MAX_COLDNESS * v, dim=1)
+
+    @staticmethod
+    def _chunk(neigh: torch.Tensor, tiles: torch.Tensor) -> int:
+        per_map = tiles.numel() * neigh.shape[2] * neigh.shape[3]
+        # ~16 MB per K-fold tensor: cache-sized, yet large enough for several threads
+        # (1-MB chunks were 2× slower with 2 threads on a busy 2-core machine)
+        return max(1, (1 << 22) // per_map)
+
+    @staticmethod
+    def forward(ctx, neigh: torch.Tensor, tiles: torch.Tensor) -> torch.Tensor:
+        n, _, ph, pw = neigh.shape
+        s = tiles.shape[-1]
+        out = neigh.new_empty(n, ph, s, pw, s)
+        step = _TiledSmoothMax._chunk(neigh, tiles)
+        for i in range(0, n, step):
+            v, sm = _TiledSmoothMax._terms(neigh[i : i + step], tiles)
+            out[i : i + step] = (v * sm).sum(dim=1)
+        ctx.save_for_backward(neigh, tiles, out)
+        return out.view(n, ph * s, pw * s)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        neigh, tiles, out = ctx.saved_tensors
+        n, k, ph, pw = neigh.shape
+        s = tiles.shape[-1]
+        g = grad.reshape(n, 1, ph, s, pw, s)
+        mask = out.view(n, 1, ph, s, pw, s)
+        t6 = tiles.view(1, k, 1, s, 1, s)
+        d_neigh = torch.empty_like(neigh)
+        step = _TiledSmoothMax._chunk(neigh, tiles)
+        for i in range(0, n, step):
+            sl = slice(i, i + step)
+            v, sm = _TiledSmoothMax._terms(neigh[sl], tiles)
+            # ∂mask/∂vₖ = softmaxₖ·(1 + β(vₖ − mask));  ∂vₖ/∂neighₖ = tileₖ
+            dv = sm.mul_((v - mask[sl]).mul_(SMOOTH_MAX_COLDNESS).add_(1.0)).mul_(g[sl])
+            d_neigh[sl] = dv.mul_(t6).sum(dim=(3, 5))
+        return d_neigh, None
 
 
 # --------------------------------------------------------------------------- perturbation

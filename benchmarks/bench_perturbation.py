@@ -1,0 +1,164 @@
+"""Cost and faithfulness of spatio-temporal extremal perturbation on the CPU.
+
+Three measurements, printed as markdown for ``benchmarks/RESULTS.md``:
+
+1. **Bundled model** (``motion``, falls back to a random small C3D when the weights are
+   missing): wall time per clip, iterations run, whether the masks converged (early stop)
+   and the kept area of each target area, at the method's default settings.
+2. **C3D** (random weights, 78 M parameters, 3×16×112×112): seconds per iteration over a
+   few iterations, extrapolated to the default iteration count and to the iterations the
+   bundled model needed — a full run takes tens of minutes per clip here, which is the
+   number the UI's estimate must show before starting.
+3. **Insertion AUC** (Li et al. 2021 §4.1; ``xai_core.metrics.causal``) of the
+   perturbation map beside Grad-CAM, DTD and a random map on the same synthetic clips
+   (probability of the predicted class while voxels are revealed into a blurred clip,
+   16×16 patches per frame, 32 steps).
+
+Run (after the training job, it takes a while):
+``.venv/bin/python benchmarks/bench_perturbation.py [--clips 3] [--c3d-iterations 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from xai_core.methods import get_method  # noqa: E402
+from xai_core.methods.perturbation import (  # noqa: E402
+    ExtremalPerturbation,
+    extremal_perturbation,
+    saliency_from_masks,
+)
+from xai_core.metrics.causal import auc, baseline_clip, perturbation_curve, random_map  # noqa: E402
+from xai_core.models.architectures import C3D  # noqa: E402
+from xai_core.models.bundled import WEIGHTS_DIR, small_c3d_spec  # noqa: E402
+from xai_core.models.registry import LoadedModel, get_spec, load_model, wrap_module  # noqa: E402
+from xai_core.synthetic.world import render_clip  # noqa: E402
+from xai_core.video.preprocess import normalise  # noqa: E402
+
+
+def bundled_model() -> tuple[LoadedModel, str]:
+    if (WEIGHTS_DIR / "motion.pt").is_file():
+        return load_model("motion", device="cpu"), "bundled `motion`"
+    from xai_core.models.architectures import SmallC3D
+
+    torch.manual_seed(0)
+    return (wrap_module(SmallC3D(num_classes=8), small_c3d_spec(), device="cpu"),
+            "small C3D, random weights (bundled weights missing)")
+
+
+def synthetic_clips(model: LoadedModel, n: int, first_seed: int = 9000) -> list[torch.Tensor]:
+    return [normalise(render_clip(first_seed + i).frames, model.input).unsqueeze(0)
+            for i in range(n)]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def insertion_auc(model: LoadedModel, x: torch.Tensor, target: int, rel: np.ndarray) -> float:
+    start = baseline_clip(x, model, "blur", 10.0)
+    return auc(perturbation_curve(model, x, target, rel, start, x, steps=32, grid=(16, 16)))
+
+
+def defaults(**overrides) -> dict:
+    return {**{k: p.default for k, p in ExtremalPerturbation.params.items()}, **overrides}
+
+
+def bench_bundled(model: LoadedModel, clips: list[torch.Tensor], iterations: int) -> dict:
+    defaults_ = defaults(iterations=iterations)
+    kwargs = {k: v for k, v in defaults_.items() if k != "smooth"}
+    method = get_method("extremal-perturbation", iterations=iterations)
+    rows = []
+    for i, x in enumerate(clips):
+        with torch.no_grad():
+            target = int(model.module(x).argmax(1))
+        t0 = time.perf_counter()
+        res = extremal_perturbation(model.module, x, target, **kwargs,
+                                    progress=lambda d, n, s: None)
+        seconds = time.perf_counter() - t0
+        ep_map = saliency_from_masks(res.masks, defaults_["smooth"])[0].numpy()
+        maps = {"extremal-perturbation": ep_map}
+        for name in ("gradcam", "dtd"):
+            maps[name] = get_method(name).attribute(model, x, target).relevance[0].numpy()
+        maps["random"] = random_map(ep_map.shape, seed=1)
+        aucs = {k: insertion_auc(model, x, target, v) for k, v in maps.items()}
+        rows.append({"seconds": seconds, "iterations": int(res.iterations[0]),
+                     "converged": bool(res.converged[0]), "kept": res.kept[0].tolist(),
+                     "aucs": aucs})
+        log(f"clip {i}: {seconds:.0f} s, {rows[-1]['iterations']} it, "
+            f"converged={rows[-1]['converged']}, kept={np.round(rows[-1]['kept'], 3)}, "
+            f"insertion={ {k: round(v, 3) for k, v in aucs.items()} }")
+    return {"rows": rows, "areas": defaults_["areas"], "passes": method.cost_passes()}
+
+
+def bench_c3d(iterations: int) -> float:
+    spec = get_spec("c3d")
+    torch.manual_seed(0)
+    model = wrap_module(C3D(num_classes=101), spec, device="cpu")
+    x = torch.randn(1, *spec.input.shape)
+    kwargs = defaults(iterations=iterations, tolerance=0.0)
+    kwargs.pop("smooth")
+    t0 = time.perf_counter()
+    extremal_perturbation(model.module, x, 0, **kwargs)
+    return (time.perf_counter() - t0) / iterations
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--c3d-iterations", type=int, default=3)
+    ap.add_argument("--skip-c3d", action="store_true")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="override the default iterations (smoke runs only)")
+    args = ap.parse_args()
+
+    model, label = bundled_model()
+    clips = synthetic_clips(model, args.clips)
+    default_iters = args.iterations or ExtremalPerturbation.params["iterations"].default
+    bundled = bench_bundled(model, clips, default_iters)
+    rows = bundled["rows"]
+    mean_iters = statistics.mean(r["iterations"] for r in rows)
+
+    print(f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, CPU. Default settings: areas "
+          f"{list(bundled['areas'])}, {default_iters} iterations max "
+          f"({bundled['passes']} forward+backward clip passes by `cost_passes()`).\n")
+    print(f"**{label}**, {len(rows)} synthetic clips (seeds 9000+), 3×16×112×112:\n")
+    print("| clip | seconds | iterations | converged | kept area per target area |")
+    print("|---|---|---|---|---|")
+    for i, r in enumerate(rows):
+        kept = ", ".join(f"{k:.3f}" for k in r["kept"])
+        print(f"| {i} | {r['seconds']:.0f} | {r['iterations']} | {r['converged']} | {kept} |")
+    print(f"\nMedian {statistics.median(r['seconds'] for r in rows):.0f} s per clip; "
+          f"mean {mean_iters:.0f} iterations.\n")
+
+    if not args.skip_c3d:
+        per_it = bench_c3d(args.c3d_iterations)
+        print(f"**C3D** (random weights), 3×16×112×112: {per_it:.1f} s per iteration "
+              f"(mean of {args.c3d_iterations}), i.e. ≈ {per_it * default_iters / 60:.0f} min "
+              f"per clip at {default_iters} iterations, ≈ {per_it * mean_iters / 60:.0f} min at "
+              f"the {mean_iters:.0f} iterations the bundled model needed (extrapolated).\n")
+
+    names = list(rows[0]["aucs"])
+    print("Insertion AUC (higher is better; blurred start, 16×16 patches, 32 steps):\n")
+    print("| clip | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for i, r in enumerate(rows):
+        print(f"| {i} | " + " | ".join(f"{r['aucs'][n]:.3f}" for n in names) + " |")
+    means = [statistics.mean(r["aucs"][n] for r in rows) for n in names]
+    print("| mean | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+
+
+if __name__ == "__main__":
+    main()
