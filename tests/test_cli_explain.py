@@ -74,7 +74,8 @@ def test_explain_writes_maps_summary_and_previews(files, tmp_path, capsys):
     out = tmp_path / "result"
     code, stdout, err = run(capsys, explain_argv(
         files, out, "--method", "gradient", "--method", "input-x-gradient",
-        "--start", "1", "--stride", "2", "--target", "move_up", "--sigma", "2"))
+        "--start", "1", "--stride", "2", "--target", "move_up", "--sigma", "2",
+        "--slice", "first", "--normalise", "max-abs"))
     assert code == 0, err
     assert "gradient: freeze frames" in err  # progress on stderr
     assert "wrote" in stdout and "motion share" in stdout
@@ -90,7 +91,9 @@ def test_explain_writes_maps_summary_and_previews(files, tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert s["target"] == CLASSES.index("move_up") and s["target_name"] == "move_up"
     assert s["clip"]["indices"] == list(range(1, 17, 2)) and s["clip"]["stride"] == 2
-    assert s["options"]["sigma"] == 2.0
+    assert s["options"] | {"sigma": 2.0, "slice": "first", "normalise": "max-abs"} == s["options"]
+    with np.load(out / "gradient.npz") as npz:  # the paper's scaling: full peaks at ±1
+        assert np.abs(npz["full"]).max() == pytest.approx(1.0)
     assert len(s["freeze_frame_probabilities"]) == 8
     assert set(s["methods"]["gradient"]["motion_share"]) == {"discriminative", "selective"}
     assert s["cache_hits"] == {"gradient": False, "input-x-gradient": False}
