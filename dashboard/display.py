@@ -78,7 +78,13 @@ def panel(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
     """Frame ``t``'s ``kind`` relevance of ``method`` as an image (overlay or heat map)."""
     return render.frame_panel(expl.frames[t], maps_of(expl, method)[kind][t], kind=settings.panel,
                               cmap=settings.cmap, scale=float(scales[(method, kind)][t]),
-                              alpha=settings.alpha, zoom=ZOOM, gamma=settings.gamma)
+                              alpha=settings.alpha, zoom=ZOOM, gamma=settings.gamma,
+                              desaturate=desaturation(settings))
+
+
+def desaturation(settings: Settings) -> float:
+    """Grey frames under the heat (the default) make red and blue stand out."""
+    return 1.0 if settings.grey else 0.0
 
 
 def frame_image(expl: Explanation, t: int) -> np.ndarray:

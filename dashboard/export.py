@@ -20,6 +20,7 @@ from xai_core.results import Explanation
 from .display import (
     TITLES,
     Scales,
+    desaturation,
     frame_image,
     maps_of,
     panel,
@@ -61,7 +62,7 @@ def overlay_mp4(expl: Explanation, settings: Settings, scales: Scales) -> bytes:
         path = render.overlay_video(Path(tmp) / "overlay.mp4", expl.frames,
                                     maps_of(expl, method)["full"], fps=8.0, cmap=settings.cmap,
                                     scale=scales[(method, "full")], alpha=settings.alpha,
-                                    gamma=settings.gamma)
+                                    gamma=settings.gamma, desaturate=desaturation(settings))
         return path.read_bytes()
 
 

@@ -292,7 +292,11 @@ def display_inputs() -> None:
     st.selectbox("Colour map", cmaps, key=K("cmap"),
                  format_func=lambda c: c + (" (centred on zero)" if render.is_diverging(c)
                                             else " (positive only)"))
-    _default("alpha", 0.6)
+    _default("grey", True)
+    st.toggle("Grey frames under the relevance", key=K("grey"),
+              help="Red and blue stand out from a grey picture; the first panel keeps the "
+                   "frame's colours.")
+    _default("alpha", 0.8)
     st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=K("alpha"))
     _default("gamma", 0.5)
     st.slider("Contrast γ (1 = linear)", 0.2, 1.0, step=0.05, key=K("gamma"),

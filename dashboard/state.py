@@ -83,8 +83,9 @@ class Settings:
     shown_method: str | None = None
     panel: str = "overlay"  # overlay | heatmap
     cmap: str = "bwr"
-    alpha: float = 0.6
+    alpha: float = 0.8
     gamma: float = 0.5
+    grey: bool = True
     normalisation: str = "per-clip"
     selective: bool = False
     frame: int = 0

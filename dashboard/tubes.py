@@ -8,7 +8,7 @@ import streamlit as st
 from xai_core import render
 from xai_core.results import Explanation
 
-from .display import NORMALISATION_LABELS, Scales, maps_of
+from .display import NORMALISATION_LABELS, Scales, desaturation, maps_of
 from .state import Settings
 
 
@@ -17,7 +17,8 @@ def tube_image(expl: Explanation, method: str, kind: str, settings: Settings,
     t = expl.frames.shape[0]
     return render.staggered_tubes(expl.frames, maps_of(expl, method)[kind], cmap=settings.cmap,
                                   scale=scales[(method, kind)], alpha=max(settings.alpha, 0.5),
-                                  every=2 if t > 8 else 1, zoom=1.5, gamma=settings.gamma)
+                                  every=2 if t > 8 else 1, zoom=1.5, gamma=settings.gamma,
+                                  desaturate=desaturation(settings))
 
 
 def render_view(expl: Explanation, settings: Settings, scales: Scales) -> None:
@@ -25,7 +26,7 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales) -> None:
     memo = st.session_state.setdefault("_tube_memo", {})
     for kind, title in (("full", "Full relevance"), ("temporal", "Temporal (motion) relevance")):
         key = (id(expl), method, kind, settings.cmap, settings.normalisation, settings.alpha,
-               settings.gamma)
+               settings.gamma, settings.grey)
         if key not in memo:
             if len(memo) > 16:
                 memo.clear()

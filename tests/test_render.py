@@ -298,3 +298,16 @@ def test_jpeg_encoding_round_trips_closely():
     back = np.asarray(Image.open(io.BytesIO(R.to_jpeg(img, quality=95)))).astype(int)
     assert back.shape == img.shape
     assert np.abs(back - img).mean() < 4
+
+
+def test_desaturated_overlay_is_grey_where_relevance_is_zero():
+    frame = np.zeros((2, 2, 3), np.uint8)
+    frame[...] = (200, 40, 40)  # a red frame: heat on it would be unreadable
+    m = np.zeros((2, 2), np.float32)
+    m[0, 0] = 1.0
+    out = R.overlay(frame, m, alpha=0.5, cmap="bwr", scale=1.0, desaturate=1.0).astype(int)
+    luma = round(0.299 * 200 + 0.587 * 40 + 0.114 * 40)
+    assert tuple(out[1, 1]) == (luma, luma, luma)
+    assert out[0, 0, 0] > out[0, 0, 2]  # the relevant pixel is red on grey
+    np.testing.assert_array_equal(R.overlay(frame, m, desaturate=0.0),
+                                  R.overlay(frame, m))

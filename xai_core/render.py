@@ -216,7 +216,8 @@ def colourise(maps: np.ndarray, cmap: str = "bwr", scale: float | np.ndarray | N
 
 
 def overlay(frames: np.ndarray, maps: np.ndarray, alpha: float = 0.6, cmap: str = "bwr",
-            scale: float | np.ndarray | None = None, gamma: float = 1.0) -> np.ndarray:
+            scale: float | np.ndarray | None = None, gamma: float = 1.0,
+            desaturate: float = 0.0) -> np.ndarray:
     """Relevance as heat on top of the frames, opaque where ``|relevance|`` is large.
 
     The blend weight of each pixel is ``alpha · (|relevance| / scale)^gamma`` (positive
@@ -232,6 +233,10 @@ def overlay(frames: np.ndarray, maps: np.ndarray, alpha: float = 0.6, cmap: str 
         differs from the frames' (e.g. frames shown larger than the model's input).
     alpha
         Opacity of the strongest relevance, in ``[0, 1]``.
+    desaturate
+        How much colour to take out of the frames under the heat (0 keeps them, 1 makes
+        them grey): red and blue relevance stand out from a grey picture, not from a
+        colourful one.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ParameterError(f"overlay opacity must be in [0, 1], got {alpha}")
@@ -248,7 +253,13 @@ def overlay(frames: np.ndarray, maps: np.ndarray, alpha: float = 0.6, cmap: str 
     colour = colour_table(cmap)[_indices(unit, diverging)].astype(np.float32)
     weight = alpha * (np.abs(unit) if diverging else np.clip(unit, 0.0, 1.0))
     weight = weight[..., None]
-    out = img.astype(np.float32) * (1.0 - weight) + colour * weight
+    base = img.astype(np.float32)
+    if desaturate:
+        if not 0.0 <= desaturate <= 1.0:
+            raise ParameterError(f"desaturate must be in [0, 1], got {desaturate}")
+        grey = base @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma
+        base = base * (1.0 - desaturate) + grey[..., None] * desaturate
+    out = base * (1.0 - weight) + colour * weight
     return np.rint(out).astype(np.uint8)
 
 
@@ -262,7 +273,7 @@ def _resize_maps(unit: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def frame_panel(frame: np.ndarray, relevance: np.ndarray, *, kind: str = "overlay",
                 cmap: str = "bwr", scale: float | None = None, alpha: float = 0.6,
-                zoom: float = 1.0, gamma: float = 1.0) -> np.ndarray:
+                zoom: float = 1.0, gamma: float = 1.0, desaturate: float = 0.0) -> np.ndarray:
     """One frame's relevance for display: ``"overlay"`` on the frame or the bare ``"heatmap"``.
 
     ``frame`` (H, W, 3) uint8 and ``relevance`` (h, w); the result is ``zoom`` times the
@@ -274,7 +285,7 @@ def frame_panel(frame: np.ndarray, relevance: np.ndarray, *, kind: str = "overla
     arr = check_finite(relevance)
     s = _resolve_scale(arr, scale)
     if kind == "overlay":
-        return overlay(big, arr, alpha, cmap, s, gamma)
+        return overlay(big, arr, alpha, cmap, s, gamma, desaturate)
     return colourise(_resize_maps(_to_unit(arr, s), big.shape[:2]), cmap, 1.0, gamma)
 
 
@@ -422,7 +433,8 @@ def _zoom(img: np.ndarray, zoom: float) -> np.ndarray:
 def strip(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
           scale: float | np.ndarray | None = None, alpha: float = 0.6,
           indices: Sequence[int] | None = None, every: int = 1, gap: int = 2,
-          zoom: float = 1.0, label_frames: bool = True, gamma: float = 1.0) -> np.ndarray:
+          zoom: float = 1.0, label_frames: bool = True, gamma: float = 1.0,
+          desaturate: float = 0.0) -> np.ndarray:
     """Frames with their relevance overlaid, in a row (left = first), as one RGB image.
 
     Parameters
@@ -446,7 +458,8 @@ def strip(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
     img, arr = _clip_inputs(frames, maps)
     idx = _frame_indices(len(img), indices, every)
     s = np.broadcast_to(_resolve_scale(arr, scale), (len(arr),))
-    tiles = [_zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i]), gamma), zoom) for i in idx]
+    tiles = [_zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i]), gamma, desaturate), zoom)
+             for i in idx]
     h, w = tiles[0].shape[:2]
     band = 16 if label_frames else 0
     out = np.full((h + band, len(tiles) * w + (len(tiles) - 1) * gap, 3), _BACKGROUND, np.uint8)
@@ -463,7 +476,8 @@ def staggered_tubes(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
                     indices: Sequence[int] | None = None, every: int = 1, zoom: float = 2.0,
                     squeeze: float = 0.6, shear: float = 0.3, step: float = 0.7,
                     rise: float = 0.03, opacity: float = 0.85, path: bool = True,
-                    label_frames: bool = True, gamma: float = 1.0) -> np.ndarray:
+                    label_frames: bool = True, gamma: float = 1.0,
+                    desaturate: float = 0.0) -> np.ndarray:
     """The Saliency Tubes figure: frames stacked in depth with an oblique offset.
 
     Each frame (with its relevance overlaid) is drawn as a parallelogram — a card seen
@@ -493,7 +507,7 @@ def staggered_tubes(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
     canvas = np.full((geo.height, geo.width, 3), _BACKGROUND, np.float32)
     centres: list[tuple[float, float]] = []
     for k, i in enumerate(idx):
-        tile = _zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i]), gamma), zoom)
+        tile = _zoom(overlay(img[i], arr[i], alpha, cmap, float(s[i]), gamma, desaturate), zoom)
         m = geo.affine(k)
         warped = cv2.warpAffine(tile, m, (geo.width, geo.height), flags=cv2.INTER_LINEAR)
         cover = cv2.warpAffine(np.ones(tile.shape[:2], np.float32), m, (geo.width, geo.height),
@@ -604,22 +618,23 @@ def save_png(path: str | Path, img: np.ndarray) -> Path:
 
 def overlay_frames(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
                    scale: float | np.ndarray | None = None, alpha: float = 0.6,
-                   zoom: float = 1.0, gamma: float = 1.0) -> np.ndarray:
+                   zoom: float = 1.0, gamma: float = 1.0, desaturate: float = 0.0
+                   ) -> np.ndarray:
     """Every frame with its relevance overlaid, ``(T, H·zoom, W·zoom, 3)`` uint8."""
     img, arr = _clip_inputs(frames, maps)
     s = _resolve_scale(arr, scale)
     s = np.broadcast_to(s, (len(arr),)) if s.ndim == 0 else s
-    return np.stack([_zoom(o, zoom) for o in overlay(img, arr, alpha, cmap, s, gamma)])
+    return np.stack([_zoom(o, zoom) for o in overlay(img, arr, alpha, cmap, s, gamma, desaturate)])
 
 
 def overlay_video(path: str | Path, frames: np.ndarray, maps: np.ndarray, fps: float = 8.0, *,
                   cmap: str = "bwr", scale: float | np.ndarray | None = None, alpha: float = 0.6,
-                  zoom: float = 2.0, gamma: float = 1.0) -> Path:
+                  zoom: float = 2.0, gamma: float = 1.0, desaturate: float = 0.0) -> Path:
     """Write the overlaid clip as a browser-playable H.264 mp4 (yuv420p) and return its path."""
     from .video.write import write_video  # PyAV libx264 writer, owned by the video module
 
     if not np.isfinite(fps) or fps <= 0:
         raise ParameterError(f"fps must be > 0, got {fps}")
     video = overlay_frames(frames, maps, cmap=cmap, scale=scale, alpha=alpha, zoom=zoom,
-                           gamma=gamma)
+                           gamma=gamma, desaturate=desaturate)
     return Path(write_video(path, video, fps))
