@@ -292,6 +292,10 @@ def _page() -> None:
         st.info("Choose a sample clip or upload a video in the sidebar.")
         return
     settings = Settings.from_session()
+    if settings.target is not None and not 0 <= settings.target < model.num_classes:
+        # e.g. loaded from the settings of a model with more classes: explain the prediction
+        st.session_state[widget_key("target")] = None
+        settings = dataclasses.replace(settings, target=None)
     if not settings.methods:
         st.info("Choose at least one explanation method in the sidebar.")
         return

@@ -120,7 +120,28 @@ class Settings:
             default = getattr(base, key)
             if default is not None and value is not None and not _same_kind(default, value):
                 raise ParameterError(f"setting {key!r} should be like {default!r}, got {value!r}")
-        return cls(**data)
+        settings = cls(**data)
+        settings.check_widget_values()
+        return settings
+
+    def check_widget_values(self) -> None:
+        """:class:`ParameterError` for a value no sidebar widget can hold.
+
+        A widget handed a value outside its options or range stops the whole page, and
+        the value would stay in the session: a settings file from another version, or
+        edited by hand, must be refused as a whole instead.
+        """
+        for name, choices in widget_choices().items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ParameterError(f"setting {name!r} must be one of {list(choices)}, got "
+                                     f"{value!r}", hint="Fix or remove it in the settings file.")
+        for name, (low, high) in WIDGET_RANGES.items():
+            value = getattr(self, name)
+            if value is not None and (value < low or (high is not None and value > high)):
+                span = f"{low}..{high}" if high is not None else f"at least {low}"
+                raise ParameterError(f"setting {name!r} must be {span}, got {value!r}",
+                                     hint="Fix or remove it in the settings file.")
 
     @classmethod
     def from_session(cls) -> Settings:
@@ -131,6 +152,25 @@ class Settings:
             values[f.name] = st.session_state.get(widget_key(f.name), getattr(base, f.name))
         values["method_params"] = dict(st.session_state.get("method_params", {}))
         return cls(**values)
+
+
+#: Numeric ranges of the sidebar's widgets (``None``: no upper bound known in advance).
+WIDGET_RANGES: dict[str, tuple[float, float | None]] = {
+    "start": (0, None), "stride": (1, None), "target": (0, None), "frame": (0, None),
+    "sigma": (0.5, 8.0), "alpha": (0.0, 1.0), "gamma": (0.2, 1.0),
+}
+
+
+def widget_choices() -> dict[str, tuple]:
+    """The options of the sidebar's fixed-choice widgets, by setting name."""
+    from xai_core import render
+    from xai_core.decompose import NORMALISATIONS, SLICES, SOBEL_BORDERS
+
+    return {"model_source": ("bundled", "own"), "clip_source": ("sample", "upload"),
+            "arch": tuple(architectures()), "slice": SLICES, "normalise": NORMALISATIONS,
+            "sobel_border": SOBEL_BORDERS, "panel": ("overlay", "heatmap"),
+            "cmap": render.DIVERGING_CMAPS + render.SEQUENTIAL_CMAPS,
+            "normalisation": render.NORMALISATIONS}
 
 
 def _same_kind(default: Any, value: Any) -> bool:
