@@ -32,6 +32,7 @@ from xai_core.metrics.motion import (
     agreement,
     flow_magnitude,
     motion_precision,
+    motion_precision_top,
     selectivity,
     summarise_motion_share,
 )
@@ -98,6 +99,22 @@ def test_motion_precision_by_hand():
 def _smooth_texture(rng, size: int, sigma: float) -> np.ndarray:
     tex = cv2.GaussianBlur((rng.random((size, size)) * 255).astype(np.float32), (0, 0), sigma)
     return cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+def test_motion_precision_top_uses_a_fixed_area_budget():
+    rel = np.arange(10, dtype=float).reshape(1, 2, 5) - 1.0  # -1, 0, 1 .. 8: 8 positive
+    flow = np.zeros((1, 2, 5))
+    flow[0, 1, 4] = flow[0, 1, 3] = flow[0, 0, 1] = 1.0  # values 8, 7 and 0 move
+    # top 20 % = the 2 largest values (8 and 7): both move
+    assert motion_precision_top(rel, flow, top=0.2) == 1.0
+    # top 40 % = 8, 7, 6, 5: half move; the paper's R > 0 counts all 8 positive voxels
+    assert motion_precision_top(rel, flow, top=0.4) == 0.5
+    assert motion_precision(rel, flow) == pytest.approx(2 / 8)
+    # a sparse map with fewer positive voxels than the budget uses only those
+    sparse = np.zeros((1, 2, 5))
+    sparse[0, 0, 1] = 1.0
+    assert motion_precision_top(sparse, flow, top=0.5) == 1.0
+    assert math.isnan(motion_precision_top(-np.ones((1, 2, 5)), flow))
 
 
 def test_flow_magnitude_finds_a_moving_square_and_gives_every_frame_flow():
@@ -424,7 +441,9 @@ def test_metrics_skip_when_evidence_is_missing_and_score_pairs_and_methods():
     assert get_metric("pointing_game").compute(ev) == []  # no masks
     rows = get_metric("agreement").compute(ev)
     assert [(r.method, r.variant, r.quantity, r.value) for r in rows] == [
-        ("m1|m2", "full", "iou", 1.0), ("m1|m2", "full", "dice", 1.0)]
+        ("m1|m2", "full", "iou", 1.0), ("m1|m2", "full", "dice", 1.0),
+        ("m1|m2", "full", "iou_top", 1.0), ("m1|m2", "full", "dice_top", 1.0)]
+    assert [r.quantity for r in get_metric("agreement", top=0).compute(ev)] == ["iou", "dice"]
     rows = get_metric("overhead").compute(ev)
     assert {(r.method, r.quantity): r.value for r in rows} == {
         ("m1", "time_full_ms"): 500.0, ("m1", "time_selective_ms"): 1.0}

@@ -105,6 +105,25 @@ def motion_precision(relevance: np.ndarray, flow: np.ndarray, flow_threshold: fl
     return float((rel & (np.asarray(flow) > flow_threshold)).sum() / n)
 
 
+def motion_precision_top(relevance: np.ndarray, flow: np.ndarray, top: float = 0.05,
+                         flow_threshold: float = 0.5) -> float:
+    """Motion precision of a map's ``top`` fraction of voxels (by value, positive only).
+
+    The paper's ``R > 0`` counts every voxel of a dense map (deep Taylor with z⁺ is
+    positive almost everywhere), which makes its precision the share of moving voxels
+    whatever the map says; a fixed area budget compares maps of any density on equal
+    terms. Maps with fewer positive voxels than the budget use all of them; NaN if none.
+    """
+    rel = np.asarray(relevance, dtype=np.float64)
+    if rel.shape != np.shape(flow):
+        raise ParameterError(f"relevance {rel.shape} and flow {np.shape(flow)} differ in shape")
+    chosen = _top_set(rel, top) & (rel > 0)
+    n = int(chosen.sum())
+    if n == 0:
+        return float("nan")
+    return float((chosen & (np.asarray(flow) > flow_threshold)).sum() / n)
+
+
 def selectivity(selective: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
     """Area and relevance-mass ratio of a selective map to its baseline (Hiley 2020, §4.3.2).
 
@@ -130,9 +149,9 @@ def agreement(a: np.ndarray, b: np.ndarray, top: float | None = None) -> dict[st
     ``IoU = |A∩B| / |A∪B|`` and ``Dice = 2|A∩B| / (|A| + |B|)``.
 
     ``top=None`` takes the positive voxels (the paper's notion of relevant);
-    ``top=f`` takes each map's top fraction f of voxels by value instead, which does
-    not reward a method for marking everything positive (Grad-CAM's upsampled maps).
-    NaN when both sets are empty.
+    ``top=f`` takes each map's top fraction f of voxels by value (positive ones only)
+    instead, which does not reward a method for marking everything positive (Grad-CAM's
+    upsampled maps, z⁺ deep Taylor). NaN when both sets are empty.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -141,7 +160,7 @@ def agreement(a: np.ndarray, b: np.ndarray, top: float | None = None) -> dict[st
     if top is None:
         sa, sb = a > 0, b > 0
     else:
-        sa, sb = _top_set(a, top), _top_set(b, top)
+        sa, sb = _top_set(a, top) & (a > 0), _top_set(b, top) & (b > 0)
     inter = int((sa & sb).sum())
     union = int((sa | sb).sum())
     total = int(sa.sum() + sb.sum())
@@ -178,8 +197,9 @@ class MotionPrecision(Metric):
     name = "motion_precision"
     higher_is_better = True
     needs = ("frames",)
-    quantities = ("motion_precision",)
-    description = "share of positively relevant voxels where optical flow moves"
+    quantities = ("motion_precision", "motion_precision_top")
+    description = ("share of positively relevant voxels (and of the top voxels) where optical "
+                   "flow moves")
     reference = "Hiley et al. 2020, Explaining Motion Relevance ..., §4.3.1, Table 1"
     params = {
         "flow_threshold": Param(0.5, "flow magnitude (px/frame) above which a pixel moves",
@@ -187,6 +207,8 @@ class MotionPrecision(Metric):
         "algorithm": Param("dis-medium", "optical flow algorithm", choices=FLOW_ALGORITHMS),
         "min_relevance": Param(0.0, "relevant: R > this fraction of the map's max", low=0.0,
                                high=1.0),
+        "top": Param(0.05, "area budget of motion_precision_top (0: not computed)", low=0.0,
+                     high=1.0),
     }
 
     def flow(self, ev: ClipEvidence) -> np.ndarray:
@@ -200,14 +222,22 @@ class MotionPrecision(Metric):
             raise ParameterError(f"frames give flow of shape {flow.shape} but the {method} map "
                                  f"is {relevance.shape}",
                                  hint="Pass the frames the model saw (resized and cropped).")
-        return {"motion_precision": motion_precision(relevance, flow,
-                                                     self.config["flow_threshold"],
-                                                     self.config["min_relevance"])}
+        thr = self.config["flow_threshold"]
+        out = {"motion_precision": motion_precision(relevance, flow, thr,
+                                                    self.config["min_relevance"])}
+        if self.config["top"] > 0:
+            out["motion_precision_top"] = motion_precision_top(relevance, flow,
+                                                               self.config["top"], thr)
+        return out
 
     def baseline(self, ev: ClipEvidence) -> dict[str, float]:
-        # A map positive everywhere scores the share of moving voxels: the chance level.
-        flow = self.flow(ev)
-        return {"motion_precision": float((flow > self.config["flow_threshold"]).mean())}
+        # A map positive everywhere, or a random choice of voxels, scores the share of
+        # moving voxels: the chance level of both quantities.
+        chance = float((self.flow(ev) > self.config["flow_threshold"]).mean())
+        out = {"motion_precision": chance}
+        if self.config["top"] > 0:
+            out["motion_precision_top"] = chance
+        return out
 
 
 @register_metric
@@ -233,15 +263,19 @@ class Agreement(Metric):
     needs = ("pair",)
     scope = "pair"
     variants = ("full",)
-    quantities = ("iou", "dice")
-    description = "overlap (IoU, Dice) of two methods' relevant voxels"
+    quantities = ("iou", "dice", "iou_top", "dice_top")
+    description = "overlap (IoU, Dice) of two methods' positive voxels and of their top voxels"
     reference = "Hiley et al. 2020, §5.2, Table 2"
-    params = {"top": Param(0.0, "0: positive voxels (paper); f>0: each map's top fraction f",
+    params = {"top": Param(0.05, "area budget of iou_top/dice_top (0: not computed)",
                            low=0.0, high=1.0)}
 
     def score_pair(self, ev: ClipEvidence, a: str, b: str, variant: str) -> dict[str, float]:
-        top = self.config["top"] or None
-        return agreement(ev.maps[a][variant], ev.maps[b][variant], top=top)
+        ma, mb = ev.maps[a][variant], ev.maps[b][variant]
+        out = agreement(ma, mb)
+        if self.config["top"] > 0:
+            top = agreement(ma, mb, top=self.config["top"])
+            out |= {"iou_top": top["iou"], "dice_top": top["dice"]}
+        return out
 
 
 @register_metric
