@@ -56,6 +56,10 @@ def view_image(expl: Explanation, settings: Settings, scales: Scales, t: int) ->
     return render.titled(body, title, size=13)
 
 
+def view_image_png(expl: Explanation, settings: Settings, scales: Scales, t: int) -> bytes:
+    return render.to_png(view_image(expl, settings, scales, t))
+
+
 def overlay_mp4(expl: Explanation, settings: Settings, scales: Scales) -> bytes:
     method = settings.shown_method or next(iter(expl.methods))
     with tempfile.TemporaryDirectory(prefix="xai-export-") as tmp:
@@ -74,7 +78,7 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -
                             help="One npz per method (full, spatial, temporal, selective, "
                                  "signed, in the method's units) and summary.json.")
     cols[1].download_button("Current view (PNG)",
-                            lambda: render.to_png(view_image(expl, settings, scales, t)),
+                            lambda: view_image_png(expl, settings, scales, t),
                             file_name=f"{stem}-frame{t}.png", mime="image/png", on_click="ignore")
     cols[2].download_button("Overlay video (mp4)", lambda: overlay_mp4(expl, settings, scales),
                             file_name=f"{stem}.mp4", mime="video/mp4", on_click="ignore",

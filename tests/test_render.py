@@ -311,3 +311,13 @@ def test_desaturated_overlay_is_grey_where_relevance_is_zero():
     assert out[0, 0, 0] > out[0, 0, 2]  # the relevant pixel is red on grey
     np.testing.assert_array_equal(R.overlay(frame, m, desaturate=0.0),
                                   R.overlay(frame, m))
+
+
+def test_grid_rows_may_differ_in_height_but_not_columns_in_width():
+    tall = np.zeros((10, 8, 3), np.uint8)
+    short = np.full((4, 8, 3), 7, np.uint8)
+    g = R.grid([[tall, tall], [short, short]], gap=1)
+    assert g.shape == (10 + 1 + 4, 8 + 1 + 8, 3)
+    np.testing.assert_array_equal(g[11:15, :8], short)
+    with pytest.raises(ParameterError, match="width"):
+        R.grid([[tall, np.zeros((10, 9, 3), np.uint8)]])

@@ -366,37 +366,39 @@ def titled(img: np.ndarray, title: str, size: int = 12) -> np.ndarray:
 def grid(images: Sequence[Sequence[np.ndarray]], *, col_titles: Sequence[str] | None = None,
          row_titles: Sequence[str] | None = None, gap: int = 4, title_size: int = 12
          ) -> np.ndarray:
-    """Lay out rows of equally sized RGB images, with optional column and row titles.
+    """Lay out rows of RGB images, with optional column and row titles.
 
-    Used for the exported "current view" PNG and the method comparison grid.
+    All images share one width (the columns line up); each row is as tall as its
+    tallest image, shorter ones sit at its top (e.g. a row of colour bars under a row of
+    frames). Used for the exported "current view" PNG and the method comparison grid.
     """
     if not images or not images[0]:
         raise ParameterError("grid needs at least one image")
-    h, w = np.asarray(images[0][0]).shape[:2]
-    ncols = max(len(r) for r in images)
+    rows = [[np.asarray(im) for im in row] for row in images]
+    w = rows[0][0].shape[1]
+    bad = [im.shape[:2] for row in rows for im in row if im.shape[1] != w]
+    if bad:
+        raise ParameterError(f"grid images must share one width ({w} px); got sizes {bad}")
+    heights = [max(im.shape[0] for im in row) if row else 0 for row in rows]
+    ncols = max(len(r) for r in rows)
     left = 0
     if row_titles:
         left = max(int(_font(title_size).getlength(t)) for t in row_titles) + 8
     top = title_size + 8 if col_titles else 0
-    height = top + len(images) * h + (len(images) - 1) * gap
+    height = top + sum(heights) + (len(rows) - 1) * gap
     width = left + ncols * w + (ncols - 1) * gap
     canvas = np.full((height, width, 3), _BACKGROUND, np.uint8)
-    for r, row in enumerate(images):
-        y = top + r * (h + gap)
+    ys = [top + sum(heights[:r]) + r * gap for r in range(len(rows))]
+    for r, row in enumerate(rows):
         for c, im in enumerate(row):
-            im = np.asarray(im)
-            if im.shape[:2] != (h, w):
-                raise ParameterError(f"grid images must share one size; got {im.shape[:2]} "
-                                     f"beside {(h, w)}")
             x = left + c * (w + gap)
-            canvas[y : y + h, x : x + w] = im
+            canvas[ys[r] : ys[r] + im.shape[0], x : x + w] = im
     if col_titles:
         for c, t in enumerate(col_titles[:ncols]):
             canvas = _draw_text(canvas, (left + c * (w + gap) + w // 2, 4), t, title_size, "ma")
     if row_titles:
-        for r, t in enumerate(row_titles[: len(images)]):
-            canvas = _draw_text(canvas, (left - 6, top + r * (h + gap) + h // 2), t,
-                                title_size, "rm")
+        for r, t in enumerate(row_titles[: len(rows)]):
+            canvas = _draw_text(canvas, (left - 6, ys[r] + heights[r] // 2), t, title_size, "rm")
     return canvas
 
 
