@@ -199,9 +199,11 @@ class Method(ABC):
                                           hint="Use a shorter clip, a smaller model or another "
                                                "method.") from None
                     model = stack.enter_context(_moved_to_cpu(model))
-                    self.notes.append(f"{self.name} ran out of GPU memory even for one clip and "
-                                      "was computed on the CPU instead (slower).")
-                    log.warning("%s", self.notes[-1])
+                    note = (f"{self.name} ran out of GPU memory even for one clip and was "
+                            "computed on the CPU instead (slower).")
+                    log.warning("%s", note)
+                    if note not in self.notes:  # said once, however many calls fell back
+                        self.notes.append(note)
                     continue
                 rel.append(_checked(out.relevance, self.name, "relevance"))
                 if out.raw is not None:
