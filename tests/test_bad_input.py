@@ -45,11 +45,11 @@ from xai_core.cache import ResultCache
 from xai_core.cli import main
 from xai_core.decompose import DecompositionOptions
 from xai_core.engine import explain
-from xai_core.errors import CheckpointError, MethodError, ParameterError, VideoError, XaiError
+from xai_core.errors import MethodError, ParameterError, VideoError
 from xai_core.methods.base import METHODS, Attribution, Method, get_method
 from xai_core.models import registry
 from xai_core.models.bundled import small_c3d_spec
-from xai_core.models.registry import load_model, wrap_module
+from xai_core.models.registry import load_model
 from xai_core.models.spec import InputSpec
 from xai_core.synthetic.world import CLASSES, WorldConfig, render_clip
 from xai_core.video import load_clip, probe, write_video
