@@ -7,6 +7,8 @@ scale (the normalisation chosen in the sidebar) and how to word it.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from xai_core import render
@@ -37,6 +39,18 @@ ZOOM = 2.0
 Scales = dict[tuple[str, str], np.ndarray]
 
 
+def token(expl: Explanation) -> str:
+    """A stable identity of an explanation, for memos of pictures drawn from it.
+
+    (``id()`` is not: a new explanation may reuse a collected one's id.)
+    """
+    parts = [expl.model, expl.weights_hash, expl.clip.content_hash, expl.clip.source,
+             str(expl.target), json.dumps(expl.options.key(), sort_keys=True)]
+    parts += [json.dumps([n, r.params], sort_keys=True, default=str)
+              for n, r in expl.methods.items()]
+    return "|".join(parts)
+
+
 def maps_of(expl: Explanation, method: str) -> dict[str, np.ndarray]:
     """The four (T, H, W) maps of one method."""
     r = expl[method]
@@ -57,7 +71,7 @@ def scales_for(expl: Explanation, settings: Settings) -> Scales:
     out: Scales = {}
     for name in expl.methods:
         for kind, maps in maps_of(expl, name).items():
-            out[(name, kind)] = render.normalise(maps, mode, ref).scale
+            out[(name, kind)] = render.scale_of(maps, mode, ref)
     return out
 
 
@@ -88,8 +102,7 @@ def desaturation(settings: Settings) -> float:
 
 
 def frame_image(expl: Explanation, t: int) -> np.ndarray:
-    return render.frame_panel(expl.frames[t], np.zeros(expl.frames.shape[1:3], np.float32),
-                              kind="overlay", zoom=ZOOM)
+    return render.enlarge(expl.frames[t], ZOOM)
 
 
 def colour_bar(expl: Explanation, method: str, kind: str, t: int, settings: Settings,

@@ -8,7 +8,7 @@ import streamlit as st
 from xai_core import render
 from xai_core.results import Explanation
 
-from .display import NORMALISATION_LABELS, Scales, desaturation, maps_of
+from .display import NORMALISATION_LABELS, Scales, desaturation, maps_of, token
 from .state import Settings
 
 
@@ -25,7 +25,7 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales) -> None:
     method = settings.shown_method or next(iter(expl.methods))
     memo = st.session_state.setdefault("_tube_memo", {})
     for kind, title in (("full", "Full relevance"), ("temporal", "Temporal (motion) relevance")):
-        key = (id(expl), method, kind, settings.cmap, settings.normalisation, settings.alpha,
+        key = (token(expl), method, kind, settings.cmap, settings.normalisation, settings.alpha,
                settings.gamma, settings.grey)
         if key not in memo:
             if len(memo) > 16:

@@ -321,3 +321,17 @@ def test_grid_rows_may_differ_in_height_but_not_columns_in_width():
     np.testing.assert_array_equal(g[11:15, :8], short)
     with pytest.raises(ParameterError, match="width"):
         R.grid([[tall, np.zeros((10, 9, 3), np.uint8)]])
+
+
+@pytest.mark.parametrize("mode", ["per-frame", "per-clip", "shared"])
+def test_scale_of_is_the_scale_normalise_uses(mode):
+    _, m = clip(t=3)
+    np.testing.assert_array_equal(R.scale_of(m, mode, ref=2.0), R.normalise(m, mode, 2.0).scale)
+
+
+def test_enlarge_scales_both_sides():
+    img = np.zeros((10, 20, 3), np.uint8)
+    assert R.enlarge(img, 2).shape == (20, 40, 3)
+    assert R.enlarge(img, 0.5).shape == (5, 10, 3)
+    with pytest.raises(ParameterError, match="zoom"):
+        R.enlarge(img, 0)

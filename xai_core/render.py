@@ -118,6 +118,16 @@ def normalise(maps: np.ndarray, mode: str = "per-clip", ref: float | None = None
         ``(values, scale)``; ``scale`` is what a legend should state.
     """
     arr = check_finite(maps)
+    scale = _scale(arr, mode, ref)
+    return Normalised(_to_unit(arr, scale), scale)
+
+
+def scale_of(maps: np.ndarray, mode: str = "per-clip", ref: float | None = None) -> np.ndarray:
+    """Only the ``scale`` :func:`normalise` would return (for legends and colouring later)."""
+    return _scale(check_finite(maps), mode, ref)
+
+
+def _scale(arr: np.ndarray, mode: str, ref: float | None) -> np.ndarray:
     lead = arr.shape[:-2]
     if mode == "per-frame":
         scale = np.abs(arr).max(axis=(-2, -1)) if arr.size else np.zeros(lead, np.float32)
@@ -131,8 +141,7 @@ def normalise(maps: np.ndarray, mode: str = "per-clip", ref: float | None = None
     else:
         raise ParameterError(f"unknown normalisation {mode!r}",
                              hint=f"Use one of: {', '.join(NORMALISATIONS)}.")
-    scale = np.asarray(scale, dtype=np.float32)
-    return Normalised(_to_unit(arr, scale), scale)
+    return np.asarray(scale, dtype=np.float32)
 
 
 def _to_unit(arr: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
@@ -277,16 +286,21 @@ def frame_panel(frame: np.ndarray, relevance: np.ndarray, *, kind: str = "overla
     """One frame's relevance for display: ``"overlay"`` on the frame or the bare ``"heatmap"``.
 
     ``frame`` (H, W, 3) uint8 and ``relevance`` (h, w); the result is ``zoom`` times the
-    frame's size (the map is interpolated bilinearly, in relevance units, before colouring).
+    frame's size. A map on the frame's grid is blended at that resolution and the result
+    enlarged; a map of another size is interpolated (bilinearly, in relevance units).
     """
     if kind not in ("overlay", "heatmap"):
         raise ParameterError(f"unknown panel kind {kind!r}", hint="Use overlay or heatmap.")
-    big = _zoom(np.asarray(frame), zoom)
+    img = np.asarray(frame)
     arr = check_finite(relevance)
     s = _resolve_scale(arr, scale)
     if kind == "overlay":
-        return overlay(big, arr, alpha, cmap, s, gamma, desaturate)
-    return colourise(_resize_maps(_to_unit(arr, s), big.shape[:2]), cmap, 1.0, gamma)
+        if arr.shape == img.shape[:2]:
+            # blend at the map's own resolution, then enlarge the picture: 1/zoom² the work
+            return _zoom(overlay(img, arr, alpha, cmap, s, gamma, desaturate), zoom)
+        return overlay(_zoom(img, zoom), arr, alpha, cmap, s, gamma, desaturate)
+    size = (round(img.shape[0] * zoom), round(img.shape[1] * zoom))
+    return colourise(_resize_maps(_to_unit(arr, s), size), cmap, 1.0, gamma)
 
 
 def relevance_over_time(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -308,11 +322,45 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _draw_text(img: np.ndarray, xy: tuple[int, int], text: str, size: int = 12,
-               anchor: str = "la") -> np.ndarray:
-    pil = Image.fromarray(img)
-    ImageDraw.Draw(pil).text(xy, text, fill=_INK, font=_font(size), anchor=anchor)
-    return np.asarray(pil).copy()
+#: One text to draw: (x, y), text, font size, PIL anchor.
+Label = tuple[tuple[int, int], str, int, str]
+
+
+@lru_cache(maxsize=1024)
+def _glyphs(text: str, size: int, anchor: str) -> tuple[np.ndarray, int, int]:
+    """Coverage (0..1) of ``text`` rendered once, and its offset from the anchor point.
+
+    Legends repeat the same few strings on every frame; rasterising each once makes
+    drawing them a small array blend.
+    """
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text, anchor=anchor)
+    w, h = max(1, right - left), max(1, bottom - top)
+    canvas = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(canvas).text((-left, -top), text, fill=255, font=font, anchor=anchor)
+    mask = np.asarray(canvas, dtype=np.float32)[..., None] / 255.0
+    mask.setflags(write=False)
+    return mask, left, top
+
+
+def _draw_texts(img: np.ndarray, labels: Sequence[Label]) -> np.ndarray:
+    """A copy of ``img`` with the ``labels`` drawn in ink (clipped at the borders)."""
+    out = np.array(img, dtype=np.uint8, copy=True)
+    ink = np.array(_INK, np.float32)
+    for (x, y), text, size, anchor in labels:
+        if not text:
+            continue
+        mask, dx, dy = _glyphs(text, size, anchor)
+        x0, y0 = x + dx, y + dy
+        x1, y1 = x0 + mask.shape[1], y0 + mask.shape[0]
+        cx0, cy0 = max(x0, 0), max(y0, 0)
+        cx1, cy1 = min(x1, out.shape[1]), min(y1, out.shape[0])
+        if cx0 >= cx1 or cy0 >= cy1:
+            continue
+        m = mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+        region = out[cy0:cy1, cx0:cx1].astype(np.float32)
+        out[cy0:cy1, cx0:cx1] = np.rint(region * (1.0 - m) + ink * m).astype(np.uint8)
+    return out
 
 
 def format_value(v: float) -> str:
@@ -322,6 +370,14 @@ def format_value(v: float) -> str:
 
 def colour_bar(cmap: str = "bwr", scale: float = 1.0, *, width: int = 320, height: int = 64,
                label: str = "relevance", gamma: float = 1.0) -> np.ndarray:
+    # a legend is drawn again on every frame with the same numbers: keep recent ones
+    return _colour_bar(cmap, float(scale), int(width), int(height), str(label),
+                       float(gamma)).copy()
+
+
+@lru_cache(maxsize=64)
+def _colour_bar(cmap: str, scale: float, width: int, height: int, label: str,
+                gamma: float) -> np.ndarray:
     """A horizontal colour bar with tick labels in real relevance units.
 
     Diverging maps run from ``-scale`` (left) through 0 to ``+scale``; positive-only maps
@@ -346,20 +402,23 @@ def colour_bar(cmap: str = "bwr", scale: float = 1.0, *, width: int = 320, heigh
     img[2 + bar_h, pad : width - pad] = _INK  # baseline for the ticks
     _contrast(np.zeros(1, np.float32), gamma)  # validates gamma
     ticks = (-1.0, -0.5, 0.0, 0.5, 1.0) if diverging else (0.0, 0.5, 1.0)
+    labels: list[Label] = []
     for t in ticks:
         x = pad + int(round((t - pos[0]) / (pos[-1] - pos[0]) * (width - 2 * pad - 1)))
         img[2 + bar_h : 6 + bar_h, x] = _INK
         value = np.sign(t) * abs(t) ** (1.0 / gamma) * scale  # inverse of _contrast
-        img = _draw_text(img, (x, 8 + bar_h), format_value(value), text_size, anchor="ma")
+        labels.append(((x, 8 + bar_h), format_value(value), text_size, "ma"))
     if label:
-        img = _draw_text(img, (width // 2, height - 2), label, text_size, anchor="md")
+        labels.append(((width // 2, height - 2), label, text_size, "md"))
+    img = _draw_texts(img, labels)
+    img.setflags(write=False)
     return img
 
 
 def titled(img: np.ndarray, title: str, size: int = 12) -> np.ndarray:
     """``img`` with a white band and ``title`` above it."""
     band = np.full((size + 8, img.shape[1], 3), _BACKGROUND, np.uint8)
-    band = _draw_text(band, (img.shape[1] // 2, 4), title, size, anchor="ma")
+    band = _draw_texts(band, [((img.shape[1] // 2, 4), title, size, "ma")])
     return np.concatenate([band, img], axis=0)
 
 
@@ -393,13 +452,12 @@ def grid(images: Sequence[Sequence[np.ndarray]], *, col_titles: Sequence[str] | 
         for c, im in enumerate(row):
             x = left + c * (w + gap)
             canvas[ys[r] : ys[r] + im.shape[0], x : x + w] = im
-    if col_titles:
-        for c, t in enumerate(col_titles[:ncols]):
-            canvas = _draw_text(canvas, (left + c * (w + gap) + w // 2, 4), t, title_size, "ma")
-    if row_titles:
-        for r, t in enumerate(row_titles[: len(rows)]):
-            canvas = _draw_text(canvas, (left - 6, ys[r] + heights[r] // 2), t, title_size, "rm")
-    return canvas
+    labels: list[Label] = []
+    for c, t in enumerate((col_titles or [])[:ncols]):
+        labels.append(((left + c * (w + gap) + w // 2, 4), t, title_size, "ma"))
+    for r, t in enumerate((row_titles or [])[: len(rows)]):
+        labels.append(((left - 6, ys[r] + heights[r] // 2), t, title_size, "rm"))
+    return _draw_texts(canvas, labels)
 
 
 # --------------------------------------------------------------------------- clip figures
@@ -422,6 +480,13 @@ def _clip_inputs(frames: np.ndarray, maps: np.ndarray) -> tuple[np.ndarray, np.n
         raise ParameterError(f"need frames (T, H, W, 3) and maps (T, H, W) with the same T; "
                              f"got {img.shape} and {arr.shape}")
     return img, arr
+
+
+def enlarge(img: np.ndarray, zoom: float) -> np.ndarray:
+    """An RGB image scaled by ``zoom`` (bilinear up, area-averaged down) for display."""
+    if not np.isfinite(zoom) or zoom <= 0:
+        raise ParameterError(f"zoom must be > 0, got {zoom}")
+    return _zoom(np.asarray(img), zoom)
 
 
 def _zoom(img: np.ndarray, zoom: float) -> np.ndarray:
@@ -465,12 +530,13 @@ def strip(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
     h, w = tiles[0].shape[:2]
     band = 16 if label_frames else 0
     out = np.full((h + band, len(tiles) * w + (len(tiles) - 1) * gap, 3), _BACKGROUND, np.uint8)
+    labels: list[Label] = []
     for k, (i, tile) in enumerate(zip(idx, tiles, strict=True)):
         x = k * (w + gap)
         out[:h, x : x + w] = tile
         if label_frames:
-            out = _draw_text(out, (x + w // 2, h + 2), str(i), 11, anchor="ma")
-    return out
+            labels.append(((x + w // 2, h + 2), str(i), 11, "ma"))
+    return _draw_texts(out, labels)
 
 
 def staggered_tubes(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
@@ -530,9 +596,9 @@ def staggered_tubes(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
         for p in pts:
             cv2.circle(out, (int(p[0]), int(p[1])), 3, _INK, -1, cv2.LINE_AA)
     if label_frames:
-        for k, i in enumerate(idx):
-            x0, y0 = geo.corners(k)[3]  # bottom-left corner of the card
-            out = _draw_text(out, (int(x0) + 2, int(y0) + 3), str(i), 11)
+        corners = [geo.corners(k)[3] for k in range(len(idx))]  # bottom-left of each card
+        out = _draw_texts(out, [((int(x0) + 2, int(y0) + 3), str(i), 11, "la")
+                                for (x0, y0), i in zip(corners, idx, strict=True)])
     return out
 
 
