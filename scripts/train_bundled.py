@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xai_core.models.architectures import SmallC3D  # noqa: E402
 from xai_core.models.bundled import BUNDLED_CONTEXT_RATE, SMALL_C3D_INPUT, WEIGHTS_DIR  # noqa: E402
+from xai_core.synthetic.accuracy import synthetic_accuracy  # noqa: E402
 from xai_core.synthetic.world import CLASSES, WorldConfig, render_clip  # noqa: E402
 from xai_core.video.preprocess import normalise  # noqa: E402
 
@@ -54,49 +55,8 @@ class FreshClips(IterableDataset):
             yield torch.from_numpy(clip.frames), clip.label
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, seeds, config: WorldConfig, *, context_mode: str = "config",
-             still: bool = False, batch: int = 32) -> dict:
-    """Accuracy on clips rendered from ``seeds``.
-
-    context_mode: "config" (as the config says), "agree" (context = class) or
-    "conflict" (context = another class' kind). ``still``: freeze the mid frame.
-    """
-    model.eval()
-    correct, ctx_hits, n = 0, 0, 0
-    per_class = np.zeros((len(CLASSES), 2), int)
-    for i in range(0, len(seeds), batch):
-        frames, labels, contexts = [], [], []
-        for s in seeds[i : i + batch]:
-            rng = np.random.default_rng(int(s) + 7)
-            label = int(s) % len(CLASSES)
-            context = None
-            if context_mode == "agree":
-                context = label
-            elif context_mode == "conflict":
-                context = (label + 1 + int(rng.integers(len(CLASSES) - 1))) % len(CLASSES)
-            clip = render_clip(int(s), label=label, context=context, config=config)
-            f = clip.frames
-            if still:
-                f = np.repeat(f[len(f) // 2][None], len(f), axis=0)
-            frames.append(f)
-            labels.append(clip.label)
-            contexts.append(clip.context)
-        x = normalise(np.stack(frames), SMALL_C3D_INPUT)
-        pred = model(x.contiguous(memory_format=torch.channels_last_3d)).argmax(1).numpy()
-        labels_a, contexts_a = np.array(labels), np.array(contexts)
-        correct += int((pred == labels_a).sum())
-        ctx_hits += int((pred == contexts_a).sum())
-        n += len(labels)
-        for lab, p in zip(labels_a, pred):
-            per_class[lab, 0] += int(lab == p)
-            per_class[lab, 1] += 1
-    return {
-        "accuracy": correct / n,
-        "predicted_context_class": ctx_hits / n,
-        "n": n,
-        "per_class": {CLASSES[k]: per_class[k, 0] / max(per_class[k, 1], 1) for k in range(len(CLASSES))},
-    }
+def evaluate(model: torch.nn.Module, seeds, config: WorldConfig, **kw) -> dict:
+    return synthetic_accuracy(model, SMALL_C3D_INPUT, seeds, config, **kw)
 
 
 def sha256(path: Path) -> str:
@@ -108,7 +68,8 @@ def sha256(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(BUNDLED_CONTEXT_RATE), required=True)
     p.add_argument("--steps", type=int, default=1100)
     p.add_argument("--batch", type=int, default=16)
@@ -155,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(args.steps):
         model.train()
         frames, labels = next(it)
-        x = normalise(frames, SMALL_C3D_INPUT).to(device).contiguous(memory_format=torch.channels_last_3d)
+        x = normalise(frames, SMALL_C3D_INPUT).to(device)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
         y = labels.to(device)
         logits = model(x)
         loss = lossf(logits, y)
@@ -165,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         sched.step()
         run_loss = 0.95 * run_loss + 0.05 * loss.item() if step else loss.item()
         run_acc = 0.95 * run_acc + 0.05 * (logits.argmax(1) == y).float().mean().item()
-        bar.set_postfix(loss=f"{run_loss:.3f}", acc=f"{run_acc:.2f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        bar.set_postfix(loss=f"{run_loss:.3f}", acc=f"{run_acc:.2f}",
+                        lr=f"{sched.get_last_lr()[0]:.1e}")
         bar.update()
         if (step + 1) % 200 == 0 or step + 1 == args.steps:
             q = evaluate(model.cpu() if device.type != "cpu" else model, quick_seeds, config)

@@ -19,9 +19,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ParameterError(f"unknown device {device!r}", hint="Use cpu, cuda or cuda:N.") from exc
+        raise ParameterError(f"unknown device {device!r}",
+                             hint="Use cpu, cuda or cuda:N.") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("CUDA was requested but no GPU is available.", hint="Use --device cpu.")
+        raise ParameterError("CUDA was requested but no GPU is available.",
+                             hint="Use --device cpu.")
     if dev.type not in ("cpu", "cuda"):
         raise ParameterError(f"device {dev.type!r} is not supported", hint="Use cpu or cuda.")
     return dev

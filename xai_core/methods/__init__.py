@@ -2,4 +2,5 @@
 
 from .base import METHODS, Attribution, Method, Param, get_method, list_methods, register_method
 
-__all__ = ["METHODS", "Attribution", "Method", "Param", "get_method", "list_methods", "register_method"]
+__all__ = ["METHODS", "Attribution", "Method", "Param", "get_method", "list_methods",
+           "register_method"]

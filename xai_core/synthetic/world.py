@@ -174,10 +174,9 @@ def _draw_context(img: np.ndarray, kind: int, cx: float, cy: float, r: float) ->
                      int(y * _ONE)), (245, 245, 245), 2, cv2.LINE_AA, _SHIFT)
     elif name == "green_cross":
         w = r * 0.35
-        _fill(img, np.array([[cx - w, cy - r], [cx + w, cy - r], [cx + w, cy + r], [cx - w, cy + r]]),
-              (20, 170, 40))
-        _fill(img, np.array([[cx - r, cy - w], [cx + r, cy - w], [cx + r, cy + w], [cx - r, cy + w]]),
-              (20, 170, 40))
+        for hw, hh in ((w, r), (r, w)):  # vertical bar, then horizontal bar
+            bar = [[cx - hw, cy - hh], [cx + hw, cy - hh], [cx + hw, cy + hh], [cx - hw, cy + hh]]
+            _fill(img, np.array(bar), (20, 170, 40))
     elif name == "orange_ring":
         _disc(img, cx, cy, r, (250, 140, 0))
         _disc(img, cx, cy, r * 0.55, (40, 20, 0))
