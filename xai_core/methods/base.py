@@ -50,7 +50,8 @@ class Param:
         kind = type(self.default)
         try:
             if kind is bool:
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+                if not isinstance(value, bool):
+                    value = str(value).lower() in ("1", "true", "yes")
             elif kind is tuple:
                 # elements take the type of the default's (ints, or floats such as areas)
                 elem = type(self.default[0]) if self.default else int
@@ -58,9 +59,11 @@ class Param:
             elif self.default is not None:
                 value = kind(value)
         except (TypeError, ValueError) as exc:
-            raise ParameterError(f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from exc
+            raise ParameterError(
+                f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from exc
         if self.choices is not None and value not in self.choices:
-            raise ParameterError(f"parameter {name!r} must be one of {list(self.choices)}, got {value!r}")
+            raise ParameterError(
+                f"parameter {name!r} must be one of {list(self.choices)}, got {value!r}")
         values = value if isinstance(value, tuple) else (value,)
         for v in values:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -122,7 +125,7 @@ class Method(ABC):
         self.notes: list[str] = []
 
     # ----------------------------------------------------------------- subclass API
-    def check(self, model: LoadedModel) -> None:
+    def check(self, model: LoadedModel) -> None:  # noqa: B027 - optional hook, default: any model
         """Raise :class:`MethodError` when the method cannot explain this model."""
 
     @abstractmethod
