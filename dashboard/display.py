@@ -88,11 +88,11 @@ def shown_kind(settings: Settings) -> str:
 
 
 def panel(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
-          scales: Scales) -> np.ndarray:
+          scales: Scales, zoom: float = ZOOM) -> np.ndarray:
     """Frame ``t``'s ``kind`` relevance of ``method`` as an image (overlay or heat map)."""
     return render.frame_panel(expl.frames[t], maps_of(expl, method)[kind][t], kind=settings.panel,
                               cmap=settings.cmap, scale=float(scales[(method, kind)][t]),
-                              alpha=settings.alpha, zoom=ZOOM, gamma=settings.gamma,
+                              alpha=settings.alpha, zoom=zoom, gamma=settings.gamma,
                               desaturate=desaturation(settings))
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from xai_core.synthetic.samples import list_samples, load_masks
+from xai_core.synthetic.samples import SAMPLES_DIR, list_samples, load_masks
 
 _KIND_NOTES = {
     "motion": "context unrelated to the class",
@@ -32,6 +33,14 @@ class SampleClip:
 
 def sample_clips() -> list[SampleClip]:
     """Sample clips shipped in ``sample_videos/`` (empty when none are installed)."""
+    manifest = SAMPLES_DIR / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else 0
+    return list(_catalogue(stamp))
+
+
+@lru_cache(maxsize=4)
+def _catalogue(stamp: int) -> tuple[SampleClip, ...]:
+    """The manifest read once per version of the file (``stamp`` is its mtime)."""
     out = []
     for s in list_samples():
         suits = f" Meant for the {' and '.join(s.suits)} model." if s.suits else ""
@@ -40,7 +49,7 @@ def sample_clips() -> list[SampleClip]:
             title=f"{s.name} — {_KIND_NOTES.get(s.kind, s.kind)}",
             description=f"{s.description}.{suits}"
             if s.description else suits.strip()))
-    return out
+    return tuple(out)
 
 
 def sample_masks(name: str, indices: Sequence[int], shape: tuple[int, int]
@@ -51,10 +60,18 @@ def sample_masks(name: str, indices: Sequence[int], shape: tuple[int, int]
     by their video indices. When the model crops or resizes the video (other input
     size), the masks would not match the maps and None is returned.
     """
-    masks = load_masks(name)
+    masks = _masks(name, SAMPLES_DIR / "manifest.json")
     out = {}
     for key, m in masks.items():
         if m.shape[1:3] != tuple(shape) or max(indices) >= m.shape[0]:
             return None
         out[key] = m[list(indices)]
     return out
+
+
+@lru_cache(maxsize=8)
+def _masks(name: str, _manifest: Path) -> dict[str, np.ndarray]:
+    masks = load_masks(name)
+    for m in masks.values():
+        m.setflags(write=False)  # shared between sessions: read only
+    return masks
