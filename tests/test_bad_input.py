@@ -172,9 +172,9 @@ def _too_wide(d: Path) -> Path:
 
 
 def _over_size(d: Path) -> Path:
-    """A playable clip followed by padding: just over SIZE_LIMIT_MB (the limit is lowered)."""
+    """A playable clip followed by padding: twice SIZE_LIMIT_MB (the limit is lowered)."""
     data = good_clip(d, "big-src.mp4").read_bytes()
-    (d / "big.mp4").write_bytes(data + bytes(SIZE_LIMIT_MB * 2**20 + 1024 - len(data)))
+    (d / "big.mp4").write_bytes(data + bytes(2 * SIZE_LIMIT_MB * 2**20 - len(data)))
     return d / "big.mp4"
 
 
@@ -246,7 +246,7 @@ REFUSED = [
     Refused("audio only", _audio_only, r"has no video stream"),
     Refused("4×4 frames", _tiny, r"is 4×4, below the minimum of 8×8"),
     Refused("5000×16 frames", _too_wide, r"is 5000×16, above the limit of 4096×4096"),
-    Refused("file over the size limit", _over_size, r"MiB, above the limit of 1 MiB",
+    Refused("file over the size limit", _over_size, r"is 2 MiB, above the limit of 1 MiB",
             limits=VideoLimits(max_file_bytes=SIZE_LIMIT_MB * 2**20)),
     Refused("missing file", _missing, r"does not exist", ui=False),
 ]
@@ -533,7 +533,8 @@ def test_ui_bad_videos_show_the_message_and_the_app_recovers(world, made, monkey
         assert not at.exception, (row.label, [e.value for e in at.exception])
         text = errors(at)
         assert "Could not read the clip" in text, (row.label, text)
-        says = r"above the upload limit of 1 MB" if row.limits is not DEFAULT_LIMITS else row.says
+        says = r"is 2 MB, above the upload limit of 1 MB" if row.limits is not DEFAULT_LIMITS \
+            else row.says
         assert re.search(says, text), (row.label, text)
         assert path.name in text  # the user's own file name, not the temp copy's
         assert "Traceback" not in text and "Side by side" not in {h.value for h in at.subheader}
