@@ -139,6 +139,40 @@ def extremal_perturbation(
     is left in the state it was in (eval mode during the search, no gradients kept on
     its weights). Horizontal-flip jitter (Fong et al.'s images) is deliberately not used:
     mirroring a video swaps left and right motion.
+
+    Parameters
+    ----------
+    model
+        Any module mapping (N, C, T, H, W) clips to (N, classes) scores.
+    x, target
+        Clips (B, C, T, H, W), normalised as the model expects; one class or (B,) classes.
+    areas
+        Target areas, fractions of the T×H×W volume ("3d") or of every frame
+        ("2d-per-frame"); all are optimised in the same batch.
+    variant
+        "preserve" (keep the mask, perturb the rest), "delete" (perturb the mask) or
+        "dual" (reward = preserved score − deleted score).
+    perturbation, levels, max_blur
+        "blur": a pyramid of ``levels`` spatial Gaussian blurs up to σ = ``max_blur`` px;
+        "fade": towards 0, the dataset mean in normalised space.
+    step, temporal_step, sigma
+        Grid step in pixels and frames, smooth-max radius in pixels (``None`` or ≤ 0:
+        :func:`~._extremal.auto_sigma`).
+    temporal_smoothing, core_weight, core_size
+        Li et al.'s temporal consistency options: Gaussian smoothing over ±Δt frames
+        (eq. 7), and the weight and (T, H, W) size of the ellipsoid shape loss (eq. 8).
+    iterations, lr, momentum, lambda_start, lambda_growth
+        The SGD schedule (defaults: Fong et al.'s except 300 iterations instead of the
+        paper's ~2000, for CPUs).
+    reward
+        "logit" (Fong et al.'s code; λ = 300 is tuned for logits) or "probability"
+        (Li et al. eq. 2; at most 1, so the area term dominates sooner).
+    tolerance, patience
+        Early stop, see above; ``tolerance=0`` runs every iteration.
+    seed
+        Seeds the tie-breaking noise of the initial mask.
+    progress
+        ``progress(iteration, iterations, stage)`` after every iteration.
     """
     _check_options(variant, budget, perturbation, reward, areas, x)
     b, _, t, h, w = x.shape
@@ -184,23 +218,7 @@ def extremal_perturbation(
             canvas = temporal_smooth(gen(grid.reshape(nb * n_areas, *gen.grid_shape)),
                                      temporal_smoothing)
             masks5 = gen.crop(canvas).reshape(nb, n_areas, t, h, w)
-            if variant == "preserve":
-                shown = masks5
-            elif variant == "delete":
-                shown = 1.0 - masks5
-            else:
-                shown = torch.cat([masks5, 1.0 - masks5], dim=1)
-            out = model(apply_pyramid(pyramid, shown))
-            score = out.log_softmax(1).exp() if reward == "probability" else out
-            per_clip = shown.shape[1]
-            tgt = target[rows].repeat_interleave(per_clip)
-            score = score.gather(1, tgt[:, None]).reshape(nb, per_clip)
-            if variant == "preserve":
-                gain = score
-            elif variant == "delete":
-                gain = -score
-            else:
-                gain = score[:, :n_areas] - score[:, n_areas:]
+            gain = _reward(model, pyramid, masks5, target[rows], variant, reward)
             penalty = lam * area_loss(canvas, templates.repeat(nb, 1), budget).reshape(nb, n_areas)
             if kernel is not None:
                 shape_loss = core_loss(masks5.reshape(nb * n_areas, t, h, w), kernel)
@@ -209,7 +227,7 @@ def extremal_perturbation(
                 opts[i].zero_grad(set_to_none=True)
             (penalty - gain).sum().backward()
             with torch.no_grad():
-                before = grid.detach().clone()
+                before = grid.detach()  # a stacked copy: the steps below do not touch it
                 for i in rows:
                     opts[i].step()
                     params[i].clamp_(0.0, 1.0)
@@ -237,6 +255,28 @@ def extremal_perturbation(
                 kept = kept.mean(dim=1)
     return ExtremalResult(gen.crop(canvas).reshape(b, n_areas, t, h, w), areas, iters,
                           calm >= patience, last_reward, kept.reshape(b, n_areas).cpu())
+
+
+def _reward(model: nn.Module, pyramid: torch.Tensor, masks: torch.Tensor,
+            target: torch.Tensor, variant: str, reward: str) -> torch.Tensor:
+    """(B, A) reward of masks (B, A, T, H, W): the target score of the clip showing the
+    mask (preserve), minus that of the clip without it (delete), or their difference."""
+    b, a = masks.shape[:2]
+    if variant == "preserve":
+        shown = masks
+    elif variant == "delete":
+        shown = 1.0 - masks
+    else:
+        shown = torch.cat([masks, 1.0 - masks], dim=1)
+    out = model(apply_pyramid(pyramid, shown))
+    score = out.log_softmax(1).exp() if reward == "probability" else out
+    per_clip = shown.shape[1]
+    score = score.gather(1, target.repeat_interleave(per_clip)[:, None]).reshape(b, per_clip)
+    if variant == "preserve":
+        return score
+    if variant == "delete":
+        return -score
+    return score[:, :a] - score[:, a:]
 
 
 def kept_fraction(canvas: torch.Tensor, gen: SmoothMaskGenerator, budget: str) -> torch.Tensor:
