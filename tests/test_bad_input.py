@@ -760,7 +760,9 @@ def test_ui_parameters_widgets_bound_them_and_bad_settings_files_are_refused(wor
     assert (at.sidebar.slider(key="s_gamma").min, at.sidebar.slider(key="s_gamma").max) == \
         state.WIDGET_RANGES["gamma"]
     assert at.sidebar.number_input(key="s_stride").min == state.WIDGET_RANGES["stride"][0]
-    good = json.loads(state.Settings().to_json())  # the defaults
+    good = json.loads(state.Settings(model_source="own", arch=TINY, checkpoint="net.pt",
+                                     classes="classes.txt", clip_source="upload",
+                                     methods=[CHEAP]).to_json())  # this page's settings
     for label, change, says in UI_SETTINGS:
         body = {"cmap": "bwr"} if change is None else {**good, **change}
         at.sidebar.file_uploader(key="settings_upload").set_value(
