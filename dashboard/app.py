@@ -300,7 +300,12 @@ def _page() -> None:
         st.info("Choose at least one explanation method in the sidebar.")
         return
     with boundary("read the clip"):
-        clip = resolve_clip(clip_path, model, settings)
+        try:
+            clip = resolve_clip(clip_path, model, settings)
+        except XaiError:
+            if settings.clip_source == "upload":  # a file that cannot be read is not kept
+                uploads().discard("video")
+            raise
     if clip.padded:
         st.warning("The video is shorter than the model's clip: frames were repeated from the "
                    "start, and that jump looks like motion to the model.")

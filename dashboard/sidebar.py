@@ -148,7 +148,12 @@ def clip_inputs(model: LoadedModel) -> tuple[Path | None, str | None]:
                                   "OUT.mp4) and upload that.")
         path = uploads().store("video", video.name, video.getvalue())
         st.session_state[K("upload")] = video.name
-    _window_inputs(path, model.input.num_frames)
+    try:
+        _window_inputs(path, model.input.num_frames)
+    except XaiError:
+        if source == "upload":  # a file that cannot be read is not kept on disk
+            uploads().discard("video")
+        raise
     return path, truth
 
 

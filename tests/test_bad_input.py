@@ -538,9 +538,7 @@ def test_ui_bad_videos_show_the_message_and_the_app_recovers(world, made, monkey
         assert re.search(says, text), (row.label, text)
         assert path.name in text  # the user's own file name, not the temp copy's
         assert "Traceback" not in text and "Side by side" not in {h.value for h in at.subheader}
-        stored = upload_files(at)
-        assert not [p for p in stored if p.suffix == ".part"]  # nothing half-written
-        assert len(stored) <= 1 and (row.limits is DEFAULT_LIMITS or not stored)
+        assert upload_files(at) == []  # a file that cannot be used is not kept
     upload(at, "clip.mp4", world.clip.read_bytes())
     assert_views(at)
 
