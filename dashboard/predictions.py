@@ -30,17 +30,23 @@ def freeze_frame_figure(expl: Explanation) -> go.Figure:
         if i not in classes and len(classes) < 10:
             classes.append(i)
     z = probs[:, classes].T
+    # print the probability where it matters (≥ 10 %), leave the rest quiet
+    text = np.where(z >= 0.1, np.char.mod("%.0f", 100 * z), "")
+    t = probs.shape[0]
     fig = go.Figure(go.Heatmap(
-        z=z, x=np.arange(probs.shape[0]), y=[expl.class_names[i] for i in classes],
-        colorscale="Greys", zmin=0, zmax=1, colorbar={"title": "p", "tickformat": ".0%"},
+        z=z, x=np.arange(t), y=[expl.class_names[i] for i in classes], text=text,
+        texttemplate="%{text}", textfont={"size": 9}, colorscale="Blues", zmin=0, zmax=1,
+        colorbar={"title": {"text": "p"}, "tickformat": ".0%"},
         hovertemplate="frame %{x}<br>%{y}: %{z:.1%}<extra></extra>"))
     fig.add_trace(go.Scatter(
-        x=np.arange(probs.shape[0]), y=[expl.class_names[i] for i in expl.freeze_frame_top],
-        mode="markers", marker={"symbol": "x", "color": "#d62728", "size": 9},
+        x=np.arange(t), y=[expl.class_names[i] for i in expl.freeze_frame_top],
+        mode="markers", marker={"symbol": "circle-open", "color": "#d62728", "size": 16,
+                                "line": {"width": 2}},
         name="top class of the frame alone", hoverinfo="skip"))
     fig.update_layout(template="none", height=90 + 28 * len(classes),
                       margin={"l": 110, "r": 10, "t": 10, "b": 40},
-                      xaxis={"title": "frame (repeated, no motion)", "dtick": 1},
+                      xaxis={"title": {"text": "frame (repeated, no motion) — numbers are %"},
+                             "dtick": 1, "range": [-0.5, t - 0.5]},
                       showlegend=False)
     return fig
 
@@ -74,7 +80,8 @@ def render_view(expl: Explanation) -> None:
         st.plotly_chart(freeze, key="freeze_plot", width="stretch",
                         config={"displaylogo": False})
         agree = np.mean(np.array(expl.freeze_frame_top) == expl.predicted)
-        st.caption(f"Each column is one frame repeated over the whole clip, so the model sees its "
-                   f"appearance but no motion. Single frames agree with the clip's prediction "
+        st.caption("Each column is one frame repeated over the whole clip, so the model sees its "
+                   "appearance but no motion; darker = more probable, the red circle marks the "
+                   "class that frame alone gets. Single frames agree with the clip's prediction "
                    f"in {agree:.0%} of frames: the lower this is, the more the decision needs "
                    "motion.")

@@ -153,6 +153,12 @@ def test_load_scrub_and_upload_in_a_real_browser(server):
             assert _side_by_side_src(page) != before
             _shot(page, "scrubbed.png")
 
+            # play: the frame advances by itself; pause stops it
+            main.get_by_role("button", name="▶ Play").click()
+            expect(main.get_by_text("Frame 8 of the clip")).to_be_visible(timeout=60_000)
+            main.get_by_role("button", name="⏸ Pause").click()
+            _idle(page)
+
             for title, name in (("Relevance per frame", "relevance-per-frame.png"),
                                 ("Saliency tubes", "saliency-tubes.png"),
                                 ("Predictions", "predictions.png"),
