@@ -174,3 +174,11 @@ def test_methods_lists_every_method_on_one_line(capsys):
     rows = json.loads(out)
     assert {r["name"] for r in rows} == names
     assert all({"family", "description", "params"} <= set(r) for r in rows)
+
+
+def test_methods_can_be_listed_after_one_flag(files, tmp_path, capsys):
+    out = tmp_path / "listed"
+    code, _, err = run(capsys, explain_argv(files, out, "--method", "gradient", "input-x-gradient",
+                                            "--no-previews"))
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.npz")) == ["gradient.npz", "input-x-gradient.npz"]

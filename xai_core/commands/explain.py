@@ -49,8 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
     p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
     p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
-    p.add_argument("--method", action="append", dest="methods", metavar="M",
-                   help="method to run (repeatable; default dtd; see `methods`)")
+    p.add_argument("--method", "--methods", action="extend", nargs="+", dest="methods",
+                   metavar="M", help="methods to run: --method dtd gradcam or repeated "
+                                     "(default dtd; see `methods`)")
     p.add_argument("--param", action="append", default=[], metavar="M.KEY=VALUE",
                    help="method parameter, e.g. integrated-gradients.steps=64 or "
                         "occlusion.window=4,28,28 (repeatable)")
