@@ -303,6 +303,13 @@ def selective_mask(relevance: torch.Tensor, sigma: float = 4.0,
     relevance). std is the population standard deviation over the whole clip (per clip
     for a batch). When std(D) is below :data:`SELECTIVE_NOISE_FLOOR` × max |relevance|
     the relevance does not change in time and the mask is empty.
+
+    Notes
+    -----
+    The mask follows changes of *relevance* in time, not of pixels. On a static clip a
+    3D CNN's own zero padding in time still makes relevance differ near the first and
+    last frames, so the mask can select border frames there; the discriminative split
+    (temporal = 0 exactly on a static clip) does not have this artefact.
     """
     d = temporal_sobel(relevance, border)
     batched = d.ndim == 4
