@@ -230,6 +230,12 @@ def summary_row(expl: Explanation, settings: Settings, truth: str | None) -> Non
 
 def frame_section(expl: Explanation, settings: Settings, scales, playing: bool) -> None:
     """Everything that follows the frame scrubber (re-run alone when the frame changes)."""
+    # a fragment re-run happens outside the page's error boundary: it needs its own
+    with contextlib.suppress(_Stop), boundary("draw the frame views"):
+        _frame_views(expl, settings, scales, playing)
+
+
+def _frame_views(expl: Explanation, settings: Settings, scales, playing: bool) -> None:
     n = expl.frames.shape[0]
     key = widget_key("frame")
     if not 0 <= int(st.session_state.get(key, 0)) < n:
