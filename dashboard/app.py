@@ -258,6 +258,10 @@ def _frame_views(expl: Explanation, settings: Settings, scales, playing: bool) -
     export.render_view(expl, settings, scales, t)
 
 
+def _toggle_play() -> None:
+    st.session_state["_playing"] = not st.session_state.get("_playing", False)
+
+
 def _flash() -> None:
     message = st.session_state.pop("_flash", None)
     if message:
@@ -328,10 +332,9 @@ def _page() -> None:
         scales = scales_for(expl, settings)
         summary_row(expl, settings, truth)
         playing = bool(st.session_state.get("_playing", False))
-        if st.button("⏸ Pause" if playing else "▶ Play", key="play",
-                     help="Play the clip: the frame views advance by themselves."):
-            playing = not playing
-            st.session_state["_playing"] = playing
+        # a callback flips the state before the run, so the label is right at once
+        st.button("⏸ Pause" if playing else "▶ Play", key="play", on_click=_toggle_play,
+                  help="Play the clip: the frame views advance by themselves.")
         st.fragment(frame_section, run_every=PLAY_INTERVAL if playing else None)(
             expl, settings, scales, playing)
         st.subheader("Saliency tubes")

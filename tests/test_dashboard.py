@@ -336,3 +336,19 @@ def test_exports_are_readable_files(env):
         assert box.streams.video[0].codec_context.name == "h264"
         assert sum(1 for _ in box.decode(video=0)) == expl.frames.shape[0]
     assert Settings.from_json(settings.to_json()) == settings
+
+
+def test_play_advances_the_frame_and_pause_stops(env):
+    at = own_model_app(env)
+    assert at.button(key="play").label == "▶ Play"
+    start = at.slider(key="s_frame").value
+    at.button(key="play").click().run()
+    assert_healthy(at)
+    assert at.button(key="play").label == "⏸ Pause"  # the label follows at once
+    at.run()  # what the fragment's timer does while playing
+    assert at.slider(key="s_frame").value != start
+    at.button(key="play").click().run()
+    assert at.button(key="play").label == "▶ Play"
+    frame = at.slider(key="s_frame").value
+    at.run()
+    assert at.slider(key="s_frame").value == frame  # paused: stays put
