@@ -32,6 +32,7 @@ from ..errors import ParameterError
 from ..methods.base import METHODS, get_method
 from ..models.registry import load_model
 from ..results import MAP_NAMES, Explanation
+from ._shared import check_model_arguments
 
 #: Frame rate of the preview videos (the clip's own timing is in summary.json).
 PREVIEW_FPS = 8.0
@@ -107,12 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import explain
     from ..video.clip import load_clip
 
-    if args.model is not None and (args.arch or args.checkpoint):
-        raise ParameterError("give either --model or --arch with --checkpoint, not both",
-                             hint="--model picks a bundled model; --arch/--checkpoint your own.")
-    if args.classes and not args.checkpoint:
-        raise ParameterError("--classes belongs to an own checkpoint",
-                             hint="Add --arch NAME --checkpoint FILE.")
+    check_model_arguments(args)
     methods = args.methods or ["dtd"]
     for name in methods:
         get_method(name)  # unknown names fail now, before loading anything

@@ -13,10 +13,10 @@ import argparse
 import json
 import sys
 
-from ..errors import ParameterError
 from ..models.registry import load_model
 from ..predict import predict
 from ..video.clip import load_clip
+from ._shared import check_model_arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -41,12 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.model is not None and (args.arch or args.checkpoint):
-        raise ParameterError("give either --model or --arch with --checkpoint, not both",
-                             hint="--model picks a bundled model; --arch/--checkpoint your own.")
-    if args.classes and not args.checkpoint:
-        raise ParameterError("--classes belongs to an own checkpoint",
-                             hint="Add --arch NAME --checkpoint FILE.")
+    check_model_arguments(args)
     model = load_model(args.model, arch=args.arch, checkpoint=args.checkpoint,
                        classes=args.classes, device=args.device)
     clip = load_clip(args.video, model.input, start=args.start, stride=args.stride)
