@@ -13,7 +13,6 @@ and the sample clips; it is skipped, saying which is missing, otherwise.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
@@ -31,6 +31,9 @@ OUT = ROOT / "test-output" / "browser"
 DOCS = ROOT / "docs" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: Screenshots copied to docs/screenshots/ (for the README) with XAI_UPDATE_SCREENSHOTS=1.
+FOR_DOCS = ("scrubbed.png", "relevance-per-frame.png", "method-comparison.png",
+            "saliency-tubes.png", "predictions.png")
 #: First load computes the explanation: minutes on a busy 2-core machine.
 LOAD_TIMEOUT_MS = 900_000
 
@@ -104,18 +107,35 @@ def _idle(page) -> None:
         timeout=LOAD_TIMEOUT_MS, polling=250)
 
 
+_IMAGES_IN_VIEW_LOADED = """() =>
+    Array.from(document.querySelectorAll('[data-testid="stMain"] img'))
+    .filter(i => { const r = i.getBoundingClientRect();
+                   return r.bottom > 0 && r.top < window.innerHeight && r.width > 0; })
+    .every(i => i.complete && i.naturalWidth > 0)"""
+
+
+def _images_ready(page) -> None:
+    """Every picture in view has loaded: none broken, none still arriving (images
+    below the fold load lazily, so only those in view are checked)."""
+    page.wait_for_function(_IMAGES_IN_VIEW_LOADED, timeout=60_000, polling=250)
+
+
 def _side_by_side_src(page) -> list[str]:
     imgs = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
     return [imgs.nth(i).get_attribute("src") for i in range(min(4, imgs.count()))]
 
 
 def _shot(page, name: str, full: bool = False) -> Path:
+    _images_ready(page)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / name
     page.screenshot(path=str(path), full_page=full)
-    if os.environ.get("XAI_UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("XAI_UPDATE_SCREENSHOTS") == "1" and name in FOR_DOCS:
         DOCS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, DOCS / name)
+        # 256 colours are plenty for a UI screenshot and keep the repository small
+        Image.open(path).convert("RGB").quantize(
+            256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG,
+        ).save(DOCS / name, optimize=True)
     return path
 
 
