@@ -23,13 +23,14 @@ import torch
 
 from xai_core.engine import explain
 from xai_core.errors import CheckpointError, XaiError
+from xai_core.estimate import CostEstimate, estimate_cost, format_duration
 from xai_core.models.registry import LoadedModel
 from xai_core.results import Explanation
 from xai_core.video.clip import Clip, load_clip
 
 from . import comparison, export, metrics_panel, over_time, predictions, side_by_side, tubes
 from . import sidebar as sb
-from .display import percent, scales_for
+from .display import NOT_SPLIT, percent, scales_for
 from .samples import sample_masks
 from .state import (
     Settings,
@@ -52,6 +53,11 @@ INTRO = ("Explains the decision of a 3D-CNN action classifier on a clip: which p
 
 #: Seconds between frames while playing.
 PLAY_INTERVAL = 0.4
+
+#: Explanations needing more model passes than this wait for a click on Start, with a
+#: time estimate (DTD + Grad-CAM on a 16-frame clip need 85; one extremal perturbation
+#: 1,200). A pass count, not seconds: the same request asks on any machine.
+CONFIRM_ABOVE_PASSES = 400
 
 
 # --------------------------------------------------------------------------- errors
@@ -133,15 +139,48 @@ def explanation_key(model: LoadedModel, clip: Clip, settings: Settings) -> str:
     payload = {"weights": model.weights_hash, "model": model.name, "clip": clip.content_hash,
                "source": clip.source, "methods": list(settings.methods),
                "target": settings.target, "options": settings.options().key(),
-               "params": settings.method_params}
+               "params": settings.method_params, "full_only": sorted(settings.full_only)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def stages(methods: list[str]) -> list[str]:
+def stages(methods: list[str], decomposed: list[str] | None = None) -> list[str]:
     out = ["prediction", "freeze-frame predictions"]
     for m in methods:
-        out += [f"{m}: full", f"{m}: freeze frames", f"{m}: selective"]
+        split = decomposed is None or m in decomposed
+        out += [f"{m}: full", *([f"{m}: freeze frames"] if split else []), f"{m}: selective"]
     return out
+
+
+def cost_estimate(model: LoadedModel, clip: Clip, settings: Settings, key: str) -> CostEstimate:
+    """What the explanation will cost (measured pass time × passes), once per request."""
+    memo = st.session_state.get("_estimate")
+    if memo is None or memo[0] != key:
+        params = {m: p for m, p in settings.method_params.items() if m in settings.methods}
+        memo = (key, estimate_cost(model, clip, settings.methods, target=settings.target,
+                                   options=settings.options(), method_params=params or None,
+                                   decompose=settings.decomposed()))
+        st.session_state["_estimate"] = memo
+    return memo[1]
+
+
+def confirmed(estimate: CostEstimate, key: str) -> bool:
+    """Long computations start only when asked: shows the estimate and a Start button."""
+    passes = sum(m.passes for m in estimate.methods if not m.cached)
+    if passes <= CONFIRM_ABOVE_PASSES or st.session_state.get("_confirmed") == key:
+        return True
+    bound = "at most" if estimate.at_most else "about"
+    st.warning(f"This explanation runs **{passes:,} model passes**: {bound} "
+               f"**{format_duration(estimate.seconds)}** on this machine, estimated from one "
+               f"measured pass of this clip ({estimate.pass_seconds:.2f} s).")
+    st.code(estimate.describe(), language=None)
+    st.caption("Faster: fewer iterations or areas (Method parameters), full relevance only "
+               "(Decomposition options), or fewer methods. Results are cached: a second look "
+               "costs nothing.")
+    if st.button(f"Start ({bound} {format_duration(estimate.seconds)})", type="primary",
+                 key="confirm_start"):
+        st.session_state["_confirmed"] = key
+        st.rerun()
+    return False
 
 
 def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
@@ -162,6 +201,10 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
         return None
 
     runner = job_runner()
+    if runner.get(key) is None:  # not started yet (by this or another session)
+        estimate = cost_estimate(model, clip, settings, key)
+        if not confirmed(estimate, key):
+            return None
     previous = st.session_state.get("_job_key")
     if previous and previous != key:  # settings changed while computing: drop the old job
         old = runner.get(previous)
@@ -171,14 +214,19 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
 
     methods, target, options = list(settings.methods), settings.target, settings.options()
     params = {m: p for m, p in settings.method_params.items() if m in methods}
+    decomposed = settings.decomposed()
 
     def run(progress):
         return explain(model, clip, methods, target=target, options=options,
-                       method_params=params or None, progress=progress)
+                       method_params=params or None, decompose=decomposed, progress=progress)
 
     label = f"Explaining with {', '.join(methods)}"
+    estimate = st.session_state.get("_estimate")
+    if estimate is not None and estimate[0] == key and estimate[1].seconds >= 30:
+        label += f" ({'at most' if estimate[1].at_most else 'about'} " \
+                 f"{format_duration(estimate[1].seconds)} in all)"
     while True:
-        job = runner.submit(key, run, label=label, stages=stages(methods))
+        job = runner.submit(key, run, label=label, stages=stages(methods, decomposed))
         if not job.finished:
             slot = st.empty()  # emptied when done, so no stale progress stays on the page
             with slot.container():
@@ -215,7 +263,8 @@ def summary_row(expl: Explanation, settings: Settings, truth: str | None) -> Non
                    "predicted" if expl.target == expl.predicted else "chosen", delta_color="off")
     cols[2].metric(f"Motion share ({method})", percent(share),
                    help="How much of the evidence for the class comes from motion: the share "
-                        "of positive relevance that is temporal.")
+                        "of positive relevance that is temporal." if expl[method].decomposed
+                   else NOT_SPLIT)
     hits = sum(expl.cache_hits.values())
     total = expl.timings.get("total", 0.0)
     cols[3].metric("Computation", f"{total:.1f} s",
@@ -292,7 +341,7 @@ def _page() -> None:
         except _Stop as exc:
             clip_error = exc
         target_box = st.container()
-        sb.method_inputs(model.input.num_frames)
+        sb.method_inputs()
         sb.display_inputs()
         sb.settings_loader()
     if clip_error is not None:

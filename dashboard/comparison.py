@@ -20,8 +20,8 @@ def grid_image(expl: Explanation, settings: Settings, scales: Scales, t: int) ->
     rows = []
     for method in expl.methods:
         rows.append([render.titled(panel(expl, method, kind, t, settings, scales, CELL_ZOOM),
-                                   f"±{render.format_value(float(scales[(method, kind)][t]))}",
-                                   size=11)
+                                   f"±{render.format_value(float(scales[(method, kind)][t]))}"
+                                   if (method, kind) in scales else "", size=11)
                      for kind in KINDS])
     return render.grid(rows, col_titles=[TITLES[k] for k in KINDS],
                        row_titles=list(expl.methods), gap=6)

@@ -51,11 +51,18 @@ def token(expl: Explanation) -> str:
     return "|".join(parts)
 
 
+#: Why a spatial or temporal map is missing, and where to change it.
+NOT_SPLIT = ("Not computed: full relevance only for this method (the spatial / temporal "
+             "split is off in Decomposition options, it costs one explanation per frame).")
+
+
 def maps_of(expl: Explanation, method: str) -> dict[str, np.ndarray]:
-    """The four (T, H, W) maps of one method."""
-    r = expl[method]
-    return {"full": r.full, "spatial": r.spatial, "temporal": r.temporal,
-            "selective": r.selective}
+    """The (T, H, W) maps of one method that exist (no spatial / temporal if not split)."""
+    return expl[method].maps()
+
+
+def has_map(expl: Explanation, method: str, kind: str) -> bool:
+    return kind in maps_of(expl, method)
 
 
 def scales_for(expl: Explanation, settings: Settings) -> Scales:
@@ -89,7 +96,13 @@ def shown_kind(settings: Settings) -> str:
 
 def panel(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
           scales: Scales, zoom: float = ZOOM) -> np.ndarray:
-    """Frame ``t``'s ``kind`` relevance of ``method`` as an image (overlay or heat map)."""
+    """Frame ``t``'s ``kind`` relevance of ``method`` as an image (overlay or heat map);
+    a grey "not computed" tile of the same size when the map does not exist."""
+    if not has_map(expl, method, kind):
+        h, w = expl.frames.shape[1:3]
+        return render.placeholder(round(h * zoom), round(w * zoom),
+                                  ["not computed:", "full relevance only", "for this method"],
+                                  size=max(9, round(6 * zoom)))
     return render.frame_panel(expl.frames[t], maps_of(expl, method)[kind][t], kind=settings.panel,
                               cmap=settings.cmap, scale=float(scales[(method, kind)][t]),
                               alpha=settings.alpha, zoom=zoom, gamma=settings.gamma,
@@ -107,6 +120,8 @@ def frame_image(expl: Explanation, t: int) -> np.ndarray:
 
 def colour_bar(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
                scales: Scales, width: int = 224) -> np.ndarray:
+    if (method, kind) not in scales:
+        return np.full((56, width, 3), 255, np.uint8)
     return render.colour_bar(settings.cmap, float(scales[(method, kind)][t]), width=width,
                              height=56, label=scale_label(settings), gamma=settings.gamma)
 

@@ -49,7 +49,8 @@ def view_image(expl: Explanation, settings: Settings, scales: Scales, t: int) ->
     w = tiles[0].shape[1]
     bars = [np.full((56, w, 3), 255, np.uint8)]
     bars += [render.colour_bar(settings.cmap, float(scales[(method, k)][t]), width=w, height=56,
-                               label=scale_label(settings), gamma=settings.gamma) for k in kinds]
+                               label=scale_label(settings), gamma=settings.gamma)
+             if (method, k) in scales else np.full((56, w, 3), 255, np.uint8) for k in kinds]
     body = render.grid([tiles, bars], col_titles=[f"Frame {t}"] + [TITLES[k] for k in kinds], gap=4)
     title = (f"{expl.model} · {method} · explaining “{expl.target_name}” · red = for, "
              "blue = against")
@@ -75,8 +76,8 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -
     cols = st.columns(4)
     cols[0].download_button("Result arrays (npz, zip)", lambda: npz_zip(expl),
                             file_name=f"{stem}.zip", mime="application/zip", on_click="ignore",
-                            help="One npz per method (full, spatial, temporal, selective, "
-                                 "signed, in the method's units) and summary.json.")
+                            help="One npz per method (full, spatial and temporal when split, "
+                                 "selective; signed, in the method's units) and summary.json.")
     cols[1].download_button("Current view (PNG)",
                             lambda: view_image_png(expl, settings, scales, t),
                             file_name=f"{stem}-frame{t}.png", mime="image/png", on_click="ignore")

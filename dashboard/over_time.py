@@ -9,7 +9,7 @@ import streamlit as st
 from xai_core import render
 from xai_core.results import Explanation
 
-from .display import maps_of, token, units
+from .display import NOT_SPLIT, maps_of, token, units
 from .state import widget_key
 
 PLOT_KEY = "over_time_plot"
@@ -28,7 +28,7 @@ def figure(expl: Explanation, method: str, t: int) -> go.Figure:
     maps = maps_of(expl, method)
     x = np.arange(expl.frames.shape[0])
     traces = []
-    for kind in ("full", "spatial", "temporal"):
+    for kind in [k for k in ("full", "spatial", "temporal") if k in maps]:
         pos, neg = render.relevance_over_time(maps[kind])
         for values, sign, dash in ((pos, "+", "solid"), (neg, "−", "dot")):
             traces.append(go.Scatter(
@@ -76,6 +76,11 @@ def render_view(expl: Explanation, method: str, t: int) -> None:
         memo[key] = figure(expl, method, t)
     st.plotly_chart(mark_frame(memo[key], t), key=PLOT_KEY, on_select=_seek,
                     selection_mode="points", width="stretch", config={"displaylogo": False})
-    st.caption("Total positive (solid) and negative (dotted) relevance in each frame of the "
-               f"clip for **{method}**. Where the purple (motion) curve is high, the decision "
-               "rests on movement in those frames. Click a point to show that frame.")
+    if expl[method].decomposed:
+        st.caption("Total positive (solid) and negative (dotted) relevance in each frame of the "
+                   f"clip for **{method}**. Where the purple (motion) curve is high, the decision "
+                   "rests on movement in those frames. Click a point to show that frame.")
+    else:
+        st.caption(f"Total positive (solid) and negative (dotted) full relevance in each frame "
+                   f"for **{method}**. Click a point to show that frame. Spatial and temporal "
+                   f"curves: {NOT_SPLIT[0].lower()}{NOT_SPLIT[1:]}")

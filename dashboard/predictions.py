@@ -8,7 +8,7 @@ import streamlit as st
 
 from xai_core.results import Explanation
 
-from .display import percent, token
+from .display import NOT_SPLIT, percent, token
 
 
 def top5_figure(expl: Explanation) -> go.Figure:
@@ -70,11 +70,17 @@ def render_view(expl: Explanation) -> None:
                         config={"displaylogo": False})
         cols = st.columns(len(expl.methods))
         for col, (name, result) in zip(cols, expl.methods.items(), strict=True):
+            selective = percent(result.motion_share.get("selective"))
+            if not result.decomposed:
+                col.metric(f"Motion share · {name}", "n/a",
+                           help=f"{NOT_SPLIT} Selective estimate (share of relevance on voxels "
+                                f"that change sharply in time): {selective}.")
+                continue
             col.metric(f"Motion share · {name}", percent(result.motion_share.get("discriminative")),
                        help="How much of the decision is motion: the share of positive relevance "
                             "that is temporal (full − spatial). 0% = appearance alone explains "
                             "it; 100% = all evidence comes from movement. Selective estimate: "
-                            f"{percent(result.motion_share.get('selective'))}.")
+                            f"{selective}.")
     with right:
         st.markdown("**What each frame alone predicts** (freeze-frame clips)")
         st.plotly_chart(freeze, key="freeze_plot", width="stretch",

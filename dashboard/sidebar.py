@@ -8,6 +8,7 @@ resolved (the clip length comes from the model, the top-5 from the explanation).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ import streamlit as st
 from xai_core import render
 from xai_core.decompose import NORMALISATIONS as DECOMP_NORMALISATIONS
 from xai_core.decompose import SLICES, SOBEL_BORDERS
-from xai_core.errors import VideoError, XaiError
-from xai_core.methods.base import get_method, list_methods
+from xai_core.errors import ParameterError, VideoError, XaiError
+from xai_core.methods.base import list_methods
 from xai_core.models.registry import LoadedModel, get_spec
 from xai_core.results import Explanation
 from xai_core.video.read import VideoInfo, probe
@@ -35,6 +36,8 @@ from .state import (
     bundled_model_names,
     folder_files,
     models_dir,
+    param_key,
+    param_widget_value,
     request_settings,
     uploads,
     widget_key,
@@ -208,7 +211,7 @@ def target_input(expl: Explanation) -> None:
 
 
 # --------------------------------------------------------------------------- methods
-def method_inputs(num_frames: int) -> None:
+def method_inputs() -> None:
     st.header("Methods")
     methods = {m.name: m for m in list_methods()}
     _default("methods", [m for m in DEFAULT_METHODS if m in methods] or list(methods)[:1])
@@ -221,14 +224,21 @@ def method_inputs(num_frames: int) -> None:
                             format_func=describe,
                             help="\n".join(f"- **{n}**: {m.description}" for n, m in
                                            methods.items()))
-    slow = [n for n in chosen if get_method(n).cost_passes() * (num_frames + 1) > 200]
-    if slow:
-        st.caption(f"⏳ {', '.join(slow)}: many model passes per clip — expect minutes on a CPU.")
     if chosen:
         if st.session_state.get(K("shown_method")) not in chosen:
             st.session_state[K("shown_method")] = chosen[0]
         st.selectbox("Method shown in the frame views", chosen, key=K("shown_method"))
+    full_only = _full_only_defaults(chosen, methods)
+    if full_only:
+        st.caption(f"{', '.join(full_only)}: full relevance only — the spatial / temporal split "
+                   "would explain one more clip per frame (see Decomposition options).")
     with st.expander("Decomposition options"):
+        st.multiselect("Full relevance only (no spatial / temporal split)", chosen,
+                       key=K("full_only"),
+                       help="The split explains each frame's freeze-frame clip once more: "
+                            "for optimisation methods (extremal perturbation) that is one more "
+                            "optimisation per frame. Listed methods get full and selective "
+                            "relevance only. Methods that stop early are listed when chosen.")
         _default("slice", "same")
         st.selectbox("Spatial slice of a freeze-frame explanation", SLICES, key=K("slice"),
                      help="same: frame t's own slice (a still clip has zero motion relevance); "
@@ -254,32 +264,63 @@ def method_inputs(num_frames: int) -> None:
     st.session_state["method_params"] = params
 
 
+def _full_only_defaults(chosen: list[str], methods: dict) -> list[str]:
+    """Keep the user's full-only choices; add methods that are newly chosen and costly to
+    split (those that stop early: optimisations)."""
+    known = st.session_state.get("_known_methods", [])
+    current = [m for m in st.session_state.get(K("full_only"), []) if m in chosen]
+    current += [m for m in chosen if m not in known and m not in current
+                and methods[m].stops_early]
+    st.session_state["_known_methods"] = list(chosen)
+    st.session_state[K("full_only")] = current
+    return current
+
+
 def _param_inputs(method: str, params: dict) -> dict[str, Any]:
-    """Widgets for a method's scalar parameters; returns the values that differ from default."""
+    """Widgets for a method's parameters; returns the values that differ from default."""
     changed: dict[str, Any] = {}
     st.markdown(f"**{method}**")
     for pname, p in params.items():
-        key = f"p_{method}_{pname}"
+        key = param_key(method, pname)
         default = p.default
-        if isinstance(default, tuple) or default is None:
-            continue  # tuples (areas, sizes) stay at their defaults in the UI
-        if p.choices:
+        if default is None:
+            continue  # "automatic" (e.g. the CAM layer): chosen from the model
+        if key not in st.session_state:  # first value via session state, never both ways
+            st.session_state[key] = param_widget_value(default)
+        if isinstance(default, tuple):
+            value = _tuple_input(pname, p, key)
+        elif p.choices:
             value = st.selectbox(pname, list(p.choices), key=key, help=p.help)
         elif isinstance(default, bool):
-            value = st.checkbox(pname, value=default, key=key, help=p.help)
+            value = st.checkbox(pname, key=key, help=p.help)
         elif isinstance(default, int):
-            value = st.number_input(pname, value=default, step=1, key=key, help=p.help,
+            value = st.number_input(pname, step=1, key=key, help=p.help,
                                     min_value=None if p.low is None else int(p.low),
                                     max_value=None if p.high is None else int(p.high))
         elif isinstance(default, float):
-            value = st.number_input(pname, value=default, key=key, help=p.help, format="%g",
+            value = st.number_input(pname, key=key, help=p.help, format="%g",
                                     min_value=None if p.low is None else float(p.low),
                                     max_value=None if p.high is None else float(p.high))
         else:
-            value = st.text_input(pname, value=str(default), key=key, help=p.help)
+            value = st.text_input(pname, key=key, help=p.help)
         if value != default:
             changed[pname] = value
     return changed
+
+
+def _tuple_input(pname: str, p: Any, key: str) -> tuple:
+    """A comma-separated text box for a tuple parameter (areas, sizes); a value the method
+    refuses is shown under the box and the default is used until it is fixed."""
+    text = st.text_input(pname, key=key, help=f"{p.help} — comma-separated")
+    parts = [v for v in re.split(r"[,;\s]+", text.strip()) if v]
+    try:
+        if not parts:
+            raise ParameterError(f"parameter {pname!r} needs at least one value")
+        return p.validate(pname, parts)
+    except ParameterError as exc:
+        st.error(f"{exc.user_message().rstrip('.')}. Using the default "
+                 f"({', '.join(f'{v:g}' for v in p.default)}).")
+        return p.default
 
 
 # --------------------------------------------------------------------------- display

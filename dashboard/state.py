@@ -75,6 +75,8 @@ class Settings:
     target: int | None = None
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: methods explained without the spatial / temporal split (full and selective only)
+    full_only: list[str] = field(default_factory=list)
     slice: str = "same"
     normalise: str = "none"
     sigma: float = 4.0
@@ -89,6 +91,10 @@ class Settings:
     normalisation: str = "per-clip"
     selective: bool = False
     frame: int = 0
+
+    def decomposed(self) -> list[str]:
+        """The chosen methods that get the freeze-frame split (``explain(decompose=)``)."""
+        return [m for m in self.methods if m not in self.full_only]
 
     def options(self) -> DecompositionOptions:
         return DecompositionOptions(slice=self.slice, normalise=self.normalise,
@@ -136,6 +142,10 @@ class Settings:
             if value not in choices:
                 raise ParameterError(f"setting {name!r} must be one of {list(choices)}, got "
                                      f"{value!r}", hint="Fix or remove it in the settings file.")
+        stray = sorted(set(self.full_only) - set(self.methods))
+        if stray:
+            raise ParameterError(f"setting 'full_only' names methods that are not chosen: {stray}",
+                                 hint="List only methods that are in 'methods'.")
         for name, (low, high) in WIDGET_RANGES.items():
             value = getattr(self, name)
             if value is not None and (value < low or (high is not None and value > high)):
@@ -186,6 +196,18 @@ def widget_key(name: str) -> str:
     return f"s_{name}"
 
 
+def param_key(method: str, param: str) -> str:
+    """Session-state key of the widget holding a method's parameter."""
+    return f"p_{method}_{param}"
+
+
+def param_widget_value(value: Any) -> Any:
+    """A parameter value as its widget holds it (tuples as comma-separated text)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in value)
+    return value
+
+
 def request_settings(settings: Settings) -> None:
     """Ask for ``settings`` to be applied at the start of the next run (before widgets exist)."""
     st.session_state["_pending_settings"] = settings
@@ -199,6 +221,15 @@ def apply_pending_settings() -> Settings | None:
     for f in dataclasses.fields(Settings):
         if f.name == "method_params":
             st.session_state["method_params"] = dict(pending.method_params)
+            for key in [k for k in st.session_state if str(k).startswith("p_")]:
+                del st.session_state[key]  # parameters not in the file go back to defaults
+            for method, values in pending.method_params.items():
+                for pname, value in values.items():
+                    st.session_state[param_key(method, pname)] = param_widget_value(value)
+        elif f.name == "full_only":
+            st.session_state[widget_key("full_only")] = list(pending.full_only)
+            # the file's choice stands: not re-defaulted as if these methods were new
+            st.session_state["_known_methods"] = list(pending.methods)
         else:
             st.session_state[widget_key(f.name)] = getattr(pending, f.name)
     return pending

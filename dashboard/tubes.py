@@ -8,7 +8,7 @@ import streamlit as st
 from xai_core import render
 from xai_core.results import Explanation
 
-from .display import NORMALISATION_LABELS, Scales, desaturation, maps_of, token
+from .display import NORMALISATION_LABELS, NOT_SPLIT, Scales, desaturation, has_map, maps_of, token
 from .state import Settings
 
 
@@ -25,6 +25,10 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales) -> None:
     method = settings.shown_method or next(iter(expl.methods))
     memo = st.session_state.setdefault("_tube_memo", {})
     for kind, title in (("full", "Full relevance"), ("temporal", "Temporal (motion) relevance")):
+        if not has_map(expl, method, kind):
+            st.markdown(f"**{title}** — {method}")
+            st.caption(NOT_SPLIT)
+            continue
         key = (token(expl), method, kind, settings.cmap, settings.normalisation, settings.alpha,
                settings.gamma, settings.grey)
         if key not in memo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -104,6 +105,48 @@ def test_explain_writes_maps_summary_and_previews(files, tmp_path, capsys):
     assert all((f.stat().st_mode & 0o777) == 0o666 & ~_umask() for f in out.iterdir())
     # nothing left behind next to the output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "result"]
+
+
+def test_full_only_methods_skip_the_split_in_files_and_previews(files, tmp_path, capsys):
+    out = tmp_path / "f"
+    code, stdout, err = run(capsys, explain_argv(
+        files, out, "--method", "gradient", "input-x-gradient", "--full-only", "gradient"))
+    assert code == 0, err
+    assert not re.search(r"(^|[\r\n])gradient: freeze frames", err)
+    assert "input-x-gradient: freeze frames" in err
+    with np.load(out / "gradient.npz") as npz:
+        assert {"full", "selective", "selective_mask"} <= set(npz.files)
+        assert "spatial" not in npz.files and "temporal" not in npz.files
+    with np.load(out / "input-x-gradient.npz") as npz:
+        assert "temporal" in npz.files
+    assert "discriminative not computed" in stdout
+    assert probe(out / "gradient.mp4").frames == 8  # full | selective
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s["methods"]["gradient"]["motion_share"]) == {"selective"}
+    code, _, err = run(capsys, explain_argv(files, tmp_path / "g", "--method", "gradient",
+                                            "--full-only", "dtd"))
+    assert code != 0 and "not computed" in err and "Traceback" not in err
+    assert not (tmp_path / "g").exists()
+
+
+def test_estimate_prints_the_cost_and_computes_nothing(files, tmp_path, capsys):
+    out = tmp_path / "e"
+    code, stdout, err = run(capsys, explain_argv(
+        files, out, "--method", "gradient", "extremal-perturbation", "--full-only",
+        "extremal-perturbation", "--estimate"))
+    assert code == 0, err
+    assert "one forward+backward pass of this clip" in stdout
+    lines = {line.split(":")[0]: line for line in stdout.splitlines()}
+    assert "model passes" in lines["gradient"]
+    assert "at most" in lines["extremal-perturbation"]
+    assert "1,200 model passes, full relevance only" in lines["extremal-perturbation"]
+    assert stdout.strip().splitlines()[-1].startswith("total: at most")
+    assert not out.exists()
+    # after computing, the estimate says it is cached
+    assert run(capsys, explain_argv(files, out, "--method", "gradient", "--no-previews"))[0] == 0
+    code, stdout, _ = run(capsys, explain_argv(files, out, "--method", "gradient",
+                                               "--estimate"))
+    assert code == 0 and "gradient: cached" in stdout
 
 
 def test_second_run_is_served_from_the_cache_and_replaces_the_output(files, tmp_path, capsys):

@@ -9,6 +9,7 @@ sample clips and is skipped, saying so, until they exist.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -352,3 +353,102 @@ def test_play_advances_the_frame_and_pause_stops(env):
     frame = at.slider(key="s_frame").value
     at.run()
     assert at.slider(key="s_frame").value == frame  # paused: stays put
+
+
+# --------------------------------------------------------------------------- long methods
+def app_with(env: Path, methods: list[str], **state) -> AppTest:
+    """The app on the test model and clip with these methods (and widget values)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["s_model_source"] = "own"
+    at.session_state["s_arch"] = TINY
+    at.session_state["s_classes"] = "classes.txt"
+    at.session_state["s_clip_source"] = "upload"
+    at.session_state["s_methods"] = methods
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    upload(at, env / "clip.mp4")
+    return at
+
+
+def test_a_long_explanation_waits_for_start_and_shows_its_estimate(env, monkeypatch):
+    import dashboard.app as app
+    from dashboard.state import job_runner
+
+    # gradient on the 8-frame clip: the clip + one freeze-frame clip per distinct frame
+    # (up to 9 passes), above a limit of 5
+    monkeypatch.setattr(app, "CONFIRM_ABOVE_PASSES", 5)
+    at = app_with(env, ["gradient"], **{"s_sigma": 3.5})  # a request no other test made
+    assert_healthy(at)
+    warning = " ".join(w.value for w in at.warning)
+    passes = re.search(r"runs \*\*(\d+) model passes", warning)
+    assert passes and 5 < int(passes.group(1)) <= 9 and "measured pass" in warning
+    assert "gradient: ≈" in at.code[0].value
+    start = next(b for b in at.button if b.label.startswith("Start ("))
+    assert not [h for h in at.subheader if h.value == "Side by side"]  # nothing computed
+    assert job_runner().pending() == 0
+    start.click().run()
+    assert_healthy(at)
+    assert_views(at)
+    assert not at.warning
+    # back to the same request later: cached, so it shows at once without asking
+    at.sidebar.slider(key="s_sigma").set_value(4.0).run()
+    at.sidebar.slider(key="s_sigma").set_value(3.5).run()
+    assert_healthy(at)
+    assert [h for h in at.subheader if h.value == "Side by side"]
+
+
+def test_extremal_perturbation_defaults_to_full_relevance_only(env):
+    at = app_with(env, ["gradcam", "extremal-perturbation"],
+                  **{"p_extremal-perturbation_iterations": 4,
+                     "p_extremal-perturbation_areas": "0.1, 0.3",
+                     "p_extremal-perturbation_step": 4})
+    assert_healthy(at)
+    assert at.sidebar.multiselect(key="s_full_only").value == ["extremal-perturbation"]
+    assert at.session_state["method_params"]["extremal-perturbation"] == {
+        "areas": (0.1, 0.3), "iterations": 4, "step": 4}
+    # 4 iterations × 2 areas = 8 passes: below the confirmation limit, computed at once
+    assert_views(at)
+    expl = at.session_state["_explanation"][1]
+    assert not expl["extremal-perturbation"].decomposed and expl["gradcam"].decomposed
+    assert expl["extremal-perturbation"].params["areas"] == [0.1, 0.3]
+    at.sidebar.selectbox(key="s_shown_method").set_value("extremal-perturbation").run()
+    assert_healthy(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "Not computed: full relevance only" in captions
+    assert metric(at, "Motion share · extremal-perturbation") == "n/a"
+    assert metric(at, "Motion share · gradcam") != "n/a"
+    # asking for the split: a request of its own, computed with spatial and temporal maps
+    at.sidebar.multiselect(key="s_full_only").set_value([]).run()
+    assert_healthy(at)
+    expl = at.session_state["_explanation"][1]
+    assert expl["extremal-perturbation"].decomposed
+
+
+def test_a_tuple_parameter_the_method_refuses_is_explained_and_the_default_kept(env):
+    at = app_with(env, ["extremal-perturbation"],
+                  **{"p_extremal-perturbation_areas": "0.1, 2",
+                     "p_extremal-perturbation_iterations": 2})
+    assert not at.exception
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "areas" in errors and "≤ 0.999" in errors and "Using the default" in errors
+    assert "areas" not in at.session_state["method_params"]["extremal-perturbation"]
+
+
+def test_settings_with_method_parameters_load_back_into_the_widgets(env):
+    saved = dataclasses.replace(
+        Settings(), model_source="own", arch=TINY, classes="classes.txt",
+        methods=["gradcam", "extremal-perturbation"], full_only=["extremal-perturbation"],
+        method_params={"extremal-perturbation": {"areas": [0.2], "iterations": 3}})
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["_pending_settings"] = Settings.from_json(saved.to_json())
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="p_extremal-perturbation_areas").value == "0.2"
+    assert at.number_input(key="p_extremal-perturbation_iterations").value == 3
+    assert at.session_state["method_params"] == {
+        "extremal-perturbation": {"areas": (0.2,), "iterations": 3}}
+    assert at.sidebar.multiselect(key="s_full_only").value == ["extremal-perturbation"]
+    bad = dataclasses.replace(saved, full_only=["dtd"])
+    with pytest.raises(ParameterError, match="full_only"):
+        Settings.from_json(bad.to_json())

@@ -265,6 +265,24 @@ def test_early_stop_triggers_and_can_be_disabled(preserve_run):
     assert capped.iterations.tolist() == [6] and capped.converged.tolist() == [False]
 
 
+def test_snapshots_record_the_masks_as_they_settle():
+    kw = {**FAST, "areas": (0.05,)}
+    stopped = extremal_perturbation(BoxReader().eval(), toy_clip(), 0, **kw,
+                                    snapshots=(1, 10, kw["iterations"]))
+    n = stopped.iterations.item()
+    assert n < kw["iterations"]  # it stopped early ...
+    assert sorted(stopped.history) == [1, 10, kw["iterations"]]
+    # ... so a snapshot after the stop is the final mask, and the first one is not
+    assert torch.equal(stopped.history[kw["iterations"]], stopped.masks.cpu())
+    assert not torch.equal(stopped.history[1], stopped.masks.cpu())
+    capped = extremal_perturbation(BoxReader().eval(), toy_clip(), 0,
+                                   **{**kw, "tolerance": 0.0, "iterations": 6}, snapshots=(3, 6))
+    assert torch.equal(capped.history[6], capped.masks.cpu())
+    again = extremal_perturbation(BoxReader().eval(), toy_clip(), 0,
+                                  **{**kw, "tolerance": 0.0, "iterations": 3})
+    assert torch.equal(capped.history[3], again.masks.cpu())  # the run up to iteration 3
+
+
 def test_area_constraint_holds_for_the_volume_and_per_frame(preserve_run):
     assert preserve_run.kept[0, 0].item() == pytest.approx(0.05, rel=AREA_RTOL)
     model = BoxReader().eval()

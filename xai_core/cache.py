@@ -227,6 +227,18 @@ class ResultCache:
                 disk.discard()  # the half-written, never indexed value file
                 log.warning("could not write result cache entry to %s (%s)", self.directory, exc)
 
+    def contains(self, key: str) -> bool:
+        """Whether an entry is stored (without reading it; a corrupt one still counts)."""
+        with self._guard:
+            if key in self._memory:
+                return True
+        if self._disk is not None:
+            try:
+                return key in self._disk
+            except Exception:  # an unreadable index is a miss, as in get()
+                return False
+        return False
+
     def get_or_compute(self, key: str, compute: Callable[[], tuple[Arrays, Meta]]
                        ) -> tuple[Arrays, Meta, bool]:
         """The cached entry, or ``compute()`` stored; returns (arrays, meta, was_hit)."""

@@ -224,9 +224,8 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
         if progress is not None and len(reps) == 1:
             progress(1, 1)
     spatial = spatial_from_freeze_frames(explained, inverse, options.slice)
-    full = full.to(torch.float32)
+    full = scale_full(full, options)
     if options.normalise == "max-abs":
-        full = full / _max_abs(full)
         spatial = spatial / _max_abs(spatial, per_frame=True)
     temporal = full - spatial
     return Discriminative(full, spatial, temporal, passes)
@@ -247,6 +246,15 @@ def spatial_from_freeze_frames(explained: torch.Tensor, inverse: torch.Tensor,
     if which == "first":
         return per_frame[:, 0].clone()
     return per_frame.mean(dim=1)
+
+
+def scale_full(full: torch.Tensor, options: DecompositionOptions = DEFAULT_OPTIONS
+               ) -> torch.Tensor:
+    """The full map as the split uses it: float32, divided by its max |value| under
+    ``normalise="max-abs"`` (also applied when the split itself is skipped, so full maps
+    compare either way)."""
+    full = full.to(torch.float32)
+    return full / _max_abs(full) if options.normalise == "max-abs" else full
 
 
 def _max_abs(t: torch.Tensor, per_frame: bool = False) -> torch.Tensor:

@@ -30,6 +30,7 @@ from .decompose import (
     freeze_frame_clips,
     motion_share_discriminative,
     motion_share_selective,
+    scale_full,
     selective_relevance,
 )
 from .device import resolve_device
@@ -54,6 +55,7 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
             target: int | str | None = None,
             options: DecompositionOptions = DEFAULT_OPTIONS,
             method_params: Mapping[str, Mapping[str, Any]] | None = None,
+            decompose: bool | Iterable[str] = True,
             device: str | torch.device | None = None,
             cache: ResultCache | None = DEFAULT_CACHE,
             progress: Progress | None = None) -> Explanation:
@@ -76,6 +78,13 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
         :class:`~xai_core.decompose.DecompositionOptions` (slice, normalisation, sigma ...).
     method_params
         ``{method name: {param: value}}``, validated by each method.
+    decompose
+        Which methods get the freeze-frame (discriminative) split into spatial and
+        temporal relevance: ``True`` all, ``False`` none, or the names of some. The others
+        get full and selective relevance only (``spatial``/``temporal`` are ``None``): the
+        split explains one more clip per distinct frame, which for an optimisation such
+        as extremal perturbation is T more optimisations
+        (:func:`xai_core.estimate.estimate_cost` says what it would cost).
     device
         ``None`` computes where the model is; another device computes on a copy of it.
     cache
@@ -104,6 +113,7 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
     instances = {n: get_method(n, **dict(params.get(n, {}))) for n in names}
     for method in instances.values():
         method.check(model)
+    split = decomposed_methods(names, decompose)
     model = _on_device(model, device)
     if cache is DEFAULT_CACHE:
         cache = default_cache()
@@ -125,7 +135,7 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
     for name, method in instances.items():
         tic = time.perf_counter()
         results[name] = _method_result(method, model, x, target_index, options, clip_hash,
-                                       cache, report)
+                                       cache, report, name in split)
         timings[f"method:{name}"] = time.perf_counter() - tic
     timings["total"] = time.perf_counter() - start_time
     warnings = [note for method in instances.values() for note in getattr(method, "notes", [])]
@@ -140,6 +150,18 @@ def explain(model: LoadedModel, clip: Any, methods: str | Iterable[str] = ("dtd"
         methods=results, options=options, timings=timings,
         versions=versions(), predictions_cache_hit=pred_hit, warnings=warnings,
     )
+
+
+def decomposed_methods(names: list[str], decompose: bool | Iterable[str]) -> set[str]:
+    """The methods of ``names`` that get the freeze-frame split (``explain(decompose=)``)."""
+    if isinstance(decompose, bool):
+        return set(names) if decompose else set()
+    chosen = {decompose} if isinstance(decompose, str) else set(decompose)
+    stray = sorted(chosen - set(names))
+    if stray:
+        raise ParameterError(f"decomposition asked for method(s) {stray} that are not computed",
+                             hint=f"Computed methods: {', '.join(names)}.")
+    return chosen
 
 
 # --------------------------------------------------------------------------- inputs
@@ -285,17 +307,20 @@ def _predictions(model: LoadedModel, x: torch.Tensor, clip_hash: str,
 
 # --------------------------------------------------------------------------- methods
 def method_cache_key(cache: ResultCache, method: Method, model: LoadedModel, clip_hash: str,
-                     target: int, options: DecompositionOptions) -> str:
-    """The cache key of one method's decomposed explanation."""
-    return cache.make_key({"kind": "method", "clip": clip_hash, "weights": model.weights_hash,
-                           "method": method.key(), "target": int(target),
-                           "options": options.key()})
+                     target: int, options: DecompositionOptions, decompose: bool = True) -> str:
+    """The cache key of one method's explanation (decomposed, or full and selective only)."""
+    parts = {"kind": "method", "clip": clip_hash, "weights": model.weights_hash,
+             "method": method.key(), "target": int(target), "options": options.key()}
+    if not decompose:
+        parts["decomposed"] = False  # absent for decomposed results: their keys are unchanged
+    return cache.make_key(parts)
 
 
 def compute_method(method: Method, model: LoadedModel, x: torch.Tensor, target: int,
                    options: DecompositionOptions = DEFAULT_OPTIONS,
-                   progress: Progress | None = None) -> MethodResult:
-    """Full, discriminative and selective relevance of one method, without any cache."""
+                   progress: Progress | None = None, decompose: bool = True) -> MethodResult:
+    """Full, discriminative (if ``decompose``) and selective relevance of one method,
+    without any cache."""
     report = progress or (lambda stage, done, total: None)
     name = method.name
     timings: dict[str, float] = {}
@@ -311,42 +336,53 @@ def compute_method(method: Method, model: LoadedModel, x: torch.Tensor, target: 
     report(f"{name}: full", 1, 1)
     timings["full"] = time.perf_counter() - tic
 
-    tic = time.perf_counter()
-    report(f"{name}: freeze frames", 0, x.shape[2])
-    split = discriminative(method, model, x, target, full, options,
-                           progress=lambda d, n: report(f"{name}: freeze frames", d, n))
-    timings["freeze_frames"] = time.perf_counter() - tic
+    if decompose:
+        tic = time.perf_counter()
+        report(f"{name}: freeze frames", 0, x.shape[2])
+        split = discriminative(method, model, x, target, full, options,
+                               progress=lambda d, n: report(f"{name}: freeze frames", d, n))
+        timings["freeze_frames"] = time.perf_counter() - tic
+        full, spatial, temporal = split.full, split.spatial, split.temporal
+        passes = split.freeze_frame_passes
+        shares = {"discriminative": motion_share_discriminative(spatial, temporal)}
+    else:
+        full = scale_full(full, options)
+        spatial = temporal = None
+        passes = 0
+        shares = {}
 
     tic = time.perf_counter()
-    selective, mask = selective_relevance(split.full, options.sigma, options.sobel_border)
+    selective, mask = selective_relevance(full, options.sigma, options.sobel_border)
     timings["selective"] = time.perf_counter() - tic
     report(f"{name}: selective", 1, 1)
 
     raw = attribution.raw[0].numpy() if attribution.raw is not None else None
     return MethodResult(
         method=name, params=method.key(),
-        full=split.full.numpy(), spatial=split.spatial.numpy(),
-        temporal=split.temporal.numpy(), selective=selective.numpy(),
+        full=full.numpy(), spatial=None if spatial is None else spatial.numpy(),
+        temporal=None if temporal is None else temporal.numpy(), selective=selective.numpy(),
         selective_mask=mask.numpy(), raw=raw,
-        motion_share={
-            "discriminative": motion_share_discriminative(split.spatial, split.temporal),
-            "selective": motion_share_selective(split.full, selective),
-        },
-        timings=timings, cache_hit=False, freeze_frame_passes=split.freeze_frame_passes,
+        motion_share={**shares, "selective": motion_share_selective(full, selective)},
+        timings=timings, cache_hit=False, freeze_frame_passes=passes,
     )
 
 
 def _method_result(method: Method, model: LoadedModel, x: torch.Tensor, target: int,
                    options: DecompositionOptions, clip_hash: str, cache: ResultCache | None,
-                   report: Progress) -> MethodResult:
+                   report: Progress, decompose: bool = True) -> MethodResult:
     if cache is None:
-        return compute_method(method, model, x, target, options, report)
+        return compute_method(method, model, x, target, options, report, decompose)
 
     def compute() -> tuple[dict[str, np.ndarray], dict]:
-        result = compute_method(method, model, x, target, options, report)
+        result = compute_method(method, model, x, target, options, report, decompose)
         return result.arrays(), result.meta()
 
-    key = method_cache_key(cache, method, model, clip_hash, target, options)
+    key = method_cache_key(cache, method, model, clip_hash, target, options, decompose)
+    if not decompose:
+        # a decomposed result already stored has everything asked for (and more)
+        richer = method_cache_key(cache, method, model, clip_hash, target, options)
+        if cache.contains(richer):
+            key = richer
     arrays, meta, hit = cache.get_or_compute(key, compute)
     result = MethodResult.from_parts(arrays, meta)
     result.cache_hit = hit

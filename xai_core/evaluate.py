@@ -309,7 +309,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 def evidence(model: LoadedModel, explanation: Explanation, x, masks=None, seed: int = 0
              ) -> ClipEvidence:
     """The :class:`ClipEvidence` metrics read, from an explanation and its clip tensor."""
-    maps = {name: {v: getattr(r, v) for v in VARIANTS} for name, r in explanation.methods.items()}
+    maps = {name: {v: getattr(r, v) for v in VARIANTS if getattr(r, v) is not None}
+            for name, r in explanation.methods.items()}
     return ClipEvidence(
         maps=maps, target=explanation.target, model=model, x=x,
         frames=explanation.frames, masks=masks,

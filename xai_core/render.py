@@ -422,6 +422,15 @@ def titled(img: np.ndarray, title: str, size: int = 12) -> np.ndarray:
     return np.concatenate([band, img], axis=0)
 
 
+def placeholder(height: int, width: int, lines: Sequence[str], size: int = 12) -> np.ndarray:
+    """A light grey tile with centred lines of text: a map that was not computed."""
+    img = np.full((height, width, 3), 236, np.uint8)
+    step = size + 6
+    top = height // 2 - (len(lines) * step) // 2
+    return _draw_texts(img, [((width // 2, top + i * step), line, size, "ma")
+                             for i, line in enumerate(lines)])
+
+
 def grid(images: Sequence[Sequence[np.ndarray]], *, col_titles: Sequence[str] | None = None,
          row_titles: Sequence[str] | None = None, gap: int = 4, title_size: int = 12
          ) -> np.ndarray:

@@ -62,6 +62,8 @@ class MethodResult:
     full, spatial, temporal
         Signed relevance (T, H, W) float32; ``full == spatial + temporal`` (paper 000's
         discriminative split; units per :class:`~xai_core.decompose.DecompositionOptions`).
+        ``spatial`` and ``temporal`` are ``None`` when the freeze-frame decomposition was
+        not asked for (``explain(decompose=...)``: it costs T more explanations).
     selective, selective_mask
         Selective relevance of ``full`` (paper 001) and its boolean mask (T, H, W).
     raw
@@ -82,8 +84,8 @@ class MethodResult:
     method: str
     params: dict[str, Any]
     full: np.ndarray
-    spatial: np.ndarray
-    temporal: np.ndarray
+    spatial: np.ndarray | None
+    temporal: np.ndarray | None
     selective: np.ndarray
     selective_mask: np.ndarray
     raw: np.ndarray | None
@@ -92,9 +94,19 @@ class MethodResult:
     cache_hit: bool = False
     freeze_frame_passes: int = 0
 
+    @property
+    def decomposed(self) -> bool:
+        """Whether the spatial / temporal split was computed."""
+        return self.spatial is not None and self.temporal is not None
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """The (T, H, W) maps that exist, by name, in display order."""
+        return {name: getattr(self, name) for name in MAP_NAMES
+                if getattr(self, name) is not None}
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays by name (what the cache and the npz files store)."""
-        out = {name: getattr(self, name) for name in MAP_NAMES}
+        out = self.maps()
         out["selective_mask"] = self.selective_mask
         if self.raw is not None:
             out["raw"] = self.raw
@@ -112,8 +124,8 @@ class MethodResult:
         return cls(
             method=meta["method"], params=dict(meta["params"]),
             full=arrays["full"].astype(np.float32, copy=False),
-            spatial=arrays["spatial"].astype(np.float32, copy=False),
-            temporal=arrays["temporal"].astype(np.float32, copy=False),
+            spatial=_optional_map(arrays.get("spatial")),
+            temporal=_optional_map(arrays.get("temporal")),
             selective=arrays["selective"].astype(np.float32, copy=False),
             selective_mask=arrays["selective_mask"].astype(bool, copy=False),
             raw=arrays.get("raw"),
@@ -242,8 +254,9 @@ class Explanation:
     def to_npz(self, directory: str | Path) -> Path:
         """Write ``<method>.npz`` per method and ``summary.json`` into ``directory``.
 
-        Each npz holds float32 ``full``, ``spatial``, ``temporal``, ``selective``, bool
-        ``selective_mask``, ``raw`` when the method has one, and uint8 ``frames``.
+        Each npz holds float32 ``full``, ``spatial`` and ``temporal`` (when decomposed),
+        ``selective``, bool ``selective_mask``, ``raw`` when the method has one, and uint8
+        ``frames``.
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -287,6 +300,10 @@ class Explanation:
             predictions_cache_hit=bool(s.get("predictions_cache_hit", False)),
             warnings=[str(w) for w in s.get("warnings", [])],
         )
+
+
+def _optional_map(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else a.astype(np.float32, copy=False)
 
 
 def _json_float(v: float) -> float | None:

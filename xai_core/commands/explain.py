@@ -6,11 +6,14 @@ Examples::
     python -m xai_core explain clip.mp4 --method dtd --method gradcam --sigma 2 --out out/
     python -m xai_core explain clip.mp4 --arch c3d --checkpoint c3d.pt --classes ucf.txt \\
         --param integrated-gradients.steps=64 --method integrated-gradients --out out/
+    python -m xai_core explain clip.mp4 --method extremal-perturbation \\
+        --full-only extremal-perturbation --estimate     # how long, before starting
 
 The folder gets, per method, ``<method>.npz`` (float32 ``full``, ``spatial``,
-``temporal``, ``selective`` (T×H×W), bool ``selective_mask``, ``raw`` when the method
-has one, uint8 ``frames`` (T×H×W×3 RGB as cropped for the model)), ``<method>.png``
-(strips of the four maps) and ``<method>.mp4`` (full | temporal overlay, H.264), plus
+``temporal`` (not for ``--full-only`` methods), ``selective`` (T×H×W), bool
+``selective_mask``, ``raw`` when the method has one, uint8 ``frames`` (T×H×W×3 RGB as
+cropped for the model)), ``<method>.png`` (strips of the maps) and ``<method>.mp4``
+(full | temporal overlay, or full | selective without the split; H.264), plus
 ``summary.json``. It is written to a temporary folder and renamed into place, so a
 failure never leaves half a result.
 """
@@ -29,9 +32,10 @@ import numpy as np
 
 from ..decompose import NORMALISATIONS, SLICES, SOBEL_BORDERS, DecompositionOptions
 from ..errors import ParameterError
+from ..estimate import estimate_cost, format_duration
 from ..methods.base import METHODS, get_method
 from ..models.registry import load_model
-from ..results import MAP_NAMES, Explanation
+from ..results import Explanation
 from ._shared import check_model_arguments
 
 #: Frame rate of the preview videos (the clip's own timing is in summary.json).
@@ -53,6 +57,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", "--methods", action="extend", nargs="+", dest="methods",
                    metavar="M", help="methods to run: --method dtd gradcam or repeated "
                                      "(default dtd; see `methods`)")
+    p.add_argument("--full-only", action="extend", nargs="+", default=[], metavar="M",
+                   help="methods explained without the spatial / temporal split (full and "
+                        "selective relevance only): the split explains one more clip per "
+                        "frame, e.g. --full-only extremal-perturbation")
+    p.add_argument("--estimate", action="store_true",
+                   help="print how long the explanation would take (measured pass time × "
+                        "model passes; cached results cost nothing) and exit")
     p.add_argument("--param", action="append", default=[], metavar="M.KEY=VALUE",
                    help="method parameter, e.g. integrated-gradients.steps=64 or "
                         "occlusion.window=4,28,28 (repeatable)")
@@ -113,20 +124,35 @@ def run(args: argparse.Namespace) -> int:
     for name in methods:
         get_method(name)  # unknown names fail now, before loading anything
     params = parse_params(args.param, methods)
+    stray = sorted(set(args.full_only) - set(methods))
+    if stray:
+        raise ParameterError(f"--full-only names method(s) {stray} that are not computed",
+                             hint=f"Computed methods: {', '.join(methods)}.")
+    decompose = [m for m in methods if m not in args.full_only]
     options = DecompositionOptions(slice=args.slice, normalise=args.normalise, sigma=args.sigma,
                                    sobel_border=args.sobel_border, chunk_size=args.chunk_size)
     out = Path(args.out)
-    _check_destination(out)
+    if not args.estimate:
+        _check_destination(out)
 
     model = load_model(args.model, arch=args.arch, checkpoint=args.checkpoint,
                        classes=args.classes, device=args.device)
     if args.target is not None:
         model.class_index(args.target)  # an unknown class fails before any computation
     clip = load_clip(args.video, model.input, start=args.start, stride=args.stride)
+    kwargs = {} if not args.no_cache else {"cache": None}
+    if args.estimate:
+        cost = estimate_cost(model, clip, methods, target=args.target, options=options,
+                             method_params=params, decompose=decompose, **kwargs)
+        bound = "at most" if cost.at_most else "about"
+        print(f"{model.name} on {model.device}, one forward+backward pass of this clip: "
+              f"{cost.pass_seconds:.2f} s (measured)")
+        print(cost.describe())
+        print(f"total: {bound} {format_duration(cost.seconds)}")
+        return 0
     with _StageBars() as bars:
-        kwargs = {} if not args.no_cache else {"cache": None}
         exp = explain(model, clip, methods, target=args.target, options=options,
-                      method_params=params, progress=bars, **kwargs)
+                      method_params=params, decompose=decompose, progress=bars, **kwargs)
     write_outputs(exp, out, previews=not args.no_previews)
 
     hits = sum(exp.cache_hits.values())
@@ -134,8 +160,9 @@ def run(args: argparse.Namespace) -> int:
           f"{clip.source}, frames {min(clip.indices)}–{max(clip.indices)}")
     for name, r in exp.methods.items():
         share = r.motion_share
-        print(f"  {name:<24} motion share: discriminative {_pct(share['discriminative'])}, "
-              f"selective {_pct(share['selective'])}")
+        split = (f"discriminative {_pct(share.get('discriminative'))}" if r.decomposed
+                 else "discriminative not computed (--full-only)")
+        print(f"  {name:<24} motion share: {split}, selective {_pct(share.get('selective'))}")
     print(f"wrote {out}/ ({len(methods)} method(s), {hits} from cache, "
           f"{exp.timings['total']:.1f} s)")
     if clip.padded:
@@ -147,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(v: float) -> str:
+def _pct(v: float | None) -> str:
     return "n/a" if v is None or np.isnan(v) else f"{v:.1%}"
 
 
@@ -202,14 +229,15 @@ def _write_previews(folder: Path, name: str, frames: np.ndarray, result) -> None
     from .. import render
     from ..video.write import write_video
 
-    maps = {m: getattr(result, m) for m in MAP_NAMES}
-    # one scale for the four maps: they are in the same units, so colours compare
+    maps = result.maps()  # no spatial / temporal for a method explained --full-only
+    # one scale for the maps: they are in the same units, so colours compare
     scale = render.max_abs(*maps.values()) or 1.0
     zoom = max(1.0, 96.0 / frames.shape[1])
-    strips = [[render.strip(frames, maps[m], scale=scale, zoom=zoom)] for m in MAP_NAMES]
-    render.save_png(folder / f"{name}.png", render.grid(strips, row_titles=list(MAP_NAMES)))
+    strips = [[render.strip(frames, m, scale=scale, zoom=zoom)] for m in maps.values()]
+    render.save_png(folder / f"{name}.png", render.grid(strips, row_titles=list(maps)))
     full = render.overlay_frames(frames, maps["full"], scale=scale, zoom=2.0)
-    temporal = render.overlay_frames(frames, maps["temporal"], scale=scale, zoom=2.0)
+    motion = maps["temporal"] if "temporal" in maps else maps["selective"]
+    temporal = render.overlay_frames(frames, motion, scale=scale, zoom=2.0)
     gap = np.full((*full.shape[:2], 4, 3), 255, np.uint8)
     write_video(folder / f"{name}.mp4", np.concatenate([full, gap, temporal], axis=2),
                 PREVIEW_FPS)

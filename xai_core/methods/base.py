@@ -100,6 +100,9 @@ class Method(ABC):
         Whether a per-channel (C, T, H, W) map exists.
     default_batch_size
         Clips per pass; the freeze-frame decomposition sends T clips in chunks of this.
+    stops_early
+        Whether :meth:`cost_passes` is a maximum the method usually stays under
+        (optimisations with early stopping), so time estimates say "at most".
     """
 
     name: ClassVar[str] = ""
@@ -109,6 +112,7 @@ class Method(ABC):
     params: ClassVar[dict[str, Param]] = {}
     has_raw: ClassVar[bool] = True
     default_batch_size: ClassVar[int] = 8
+    stops_early: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.params)

@@ -24,7 +24,7 @@ Perturbations and Smooth Masks. ICCV.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -87,6 +87,10 @@ class ExtremalResult:
         (B, A) fraction of the clip (3d) or mean fraction per frame (2d-per-frame) where
         the final mask exceeds ½ — to compare with ``areas``; larger when the
         iterations ran out before λ made the constraint hard.
+    history
+        ``{iteration: (B, A, T, H, W) masks}`` after the iterations asked for with
+        ``snapshots`` (how the masks settle; ``benchmarks/bench_perturbation.py``). A clip
+        that stopped early keeps its final mask in later snapshots.
     """
 
     masks: torch.Tensor
@@ -95,6 +99,7 @@ class ExtremalResult:
     converged: torch.Tensor
     reward: torch.Tensor
     kept: torch.Tensor
+    history: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def extremal_perturbation(
@@ -124,6 +129,7 @@ def extremal_perturbation(
     patience: int = 10,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    snapshots: Sequence[int] = (),
 ) -> ExtremalResult:
     """Optimise extremal masks for clips ``x`` (B, C, T, H, W) in the model's normalised space.
 
@@ -173,6 +179,9 @@ def extremal_perturbation(
         Seeds the tie-breaking noise of the initial mask.
     progress
         ``progress(iteration, iterations, stage)`` after every iteration.
+    snapshots
+        Iterations (1-based) after which to keep a copy of the masks in
+        ``ExtremalResult.history`` (a study of convergence; costs one mask copy each).
     """
     _check_options(variant, budget, perturbation, reward, areas, x)
     b, _, t, h, w = x.shape
@@ -203,6 +212,14 @@ def extremal_perturbation(
     calm = torch.zeros(b, dtype=torch.long)  # consecutive still iterations with the area met
     last_reward = torch.zeros(b, n_areas)
     active = list(range(b))
+    history: dict[int, torch.Tensor] = {}
+    wanted = {int(i) for i in snapshots}
+
+    def current_masks() -> torch.Tensor:
+        with torch.no_grad():
+            canvas = temporal_smooth(gen(torch.stack(params).detach().reshape(
+                b * n_areas, *gen.grid_shape)), temporal_smoothing)
+            return gen.crop(canvas).reshape(b, n_areas, t, h, w).cpu()
 
     with model_guard(model), torch.enable_grad():
         with torch.no_grad():
@@ -242,6 +259,8 @@ def extremal_perturbation(
                 iters[i] += 1
                 calm[i] = calm[i] + 1 if (moved[j] <= tolerance and met[j]) else 0
             active = [i for i in rows if calm[i] < patience]
+            if it + 1 in wanted:
+                history[it + 1] = current_masks()
             if progress is not None:
                 progress(it + 1, iterations, "extremal perturbation")
             if not active:
@@ -253,8 +272,12 @@ def extremal_perturbation(
             kept = kept_fraction(canvas, gen, budget)
             if kept.ndim == 2:
                 kept = kept.mean(dim=1)
-    return ExtremalResult(gen.crop(canvas).reshape(b, n_areas, t, h, w), areas, iters,
-                          calm >= patience, last_reward, kept.reshape(b, n_areas).cpu())
+    final = gen.crop(canvas).reshape(b, n_areas, t, h, w)
+    for i in sorted(wanted):  # asked for beyond an early stop: the masks did not change
+        if i not in history and i <= iterations:
+            history[i] = final.cpu()
+    return ExtremalResult(final, areas, iters, calm >= patience, last_reward,
+                          kept.reshape(b, n_areas).cpu(), history)
 
 
 def _reward(model: nn.Module, pyramid: torch.Tensor, masks: torch.Tensor,
@@ -343,6 +366,7 @@ class ExtremalPerturbation(Method):
                  "Spatio-temporal Networks; Fong et al. 2019, Extremal Perturbations")
     has_raw = False
     default_batch_size = 2
+    stops_early = True  # early stop when the masks no longer move
     params = {
         "areas": Param((0.05, 0.1, 0.15, 0.5), "target areas (fractions), optimised together "
                        "and summed into one map", low=0.001, high=0.999),

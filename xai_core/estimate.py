@@ -1,0 +1,197 @@
+"""How long an explanation will take, before it starts.
+
+Optimisation and sampling methods (extremal perturbation, occlusion, integrated
+gradients) cost hundreds of model passes per clip, and a freeze-frame decomposition runs
+the method once more per distinct frame. The estimate multiplies three numbers that are
+all known before computing anything:
+
+- the **measured** time of one forward+backward pass of this clip through this model on
+  this device (timed once per model, device, clip shape and thread count);
+- the method's :meth:`~xai_core.methods.base.Method.cost_passes` (passes per clip);
+- the number of clips explained: the clip itself plus one freeze-frame clip per distinct
+  frame (:func:`~xai_core.decompose.distinct_frames`), or none when the clip is static.
+
+Results already in the cache cost nothing and are reported as such. Methods that stop
+early (extremal perturbation) are estimated at their maximum iterations and flagged
+``at_most``. ``benchmarks/bench_estimate.py`` records how close the estimate comes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .cache import ResultCache, default_cache
+from .decompose import DEFAULT_OPTIONS, DecompositionOptions, distinct_frames
+from .errors import ParameterError
+from .methods.base import get_method, model_guard
+from .models.registry import LoadedModel
+
+#: Sentinel for "the process-wide default cache" (as in :func:`xai_core.engine.explain`).
+DEFAULT_CACHE: Any = object()
+
+_pass_times: dict[tuple, float] = {}
+_pass_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class MethodCost:
+    """Cost of one method's decomposed explanation of one clip."""
+
+    method: str
+    #: forward+backward passes of one clip through the model, freeze frames included
+    passes: int
+    #: estimated seconds (0 when cached)
+    seconds: float
+    #: the result is in the cache: nothing to compute
+    cached: bool
+    #: the method may stop early, so ``seconds`` is an upper bound
+    at_most: bool
+    #: with the freeze-frame split (spatial / temporal), or full and selective only
+    decomposed: bool = True
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Estimated cost of :func:`xai_core.engine.explain` for one clip and several methods."""
+
+    methods: tuple[MethodCost, ...]
+    #: measured seconds of one forward+backward pass of the clip
+    pass_seconds: float
+    #: clips a decomposed method explains: the clip plus its distinct freeze-frame clips
+    clips_per_method: int
+
+    @property
+    def seconds(self) -> float:
+        return sum(m.seconds for m in self.methods)
+
+    @property
+    def at_most(self) -> bool:
+        return any(m.at_most and not m.cached for m in self.methods)
+
+    def describe(self) -> str:
+        """One line per method, e.g. ``dtd: ≈ 12 s (6 passes × 17 clips)``."""
+        lines = []
+        for m in self.methods:
+            if m.cached:
+                lines.append(f"{m.method}: cached")
+            else:
+                bound = "at most " if m.at_most else "≈ "
+                what = "" if m.decomposed else ", full relevance only"
+                lines.append(f"{m.method}: {bound}{format_duration(m.seconds)} "
+                             f"({m.passes:,} model passes{what})")
+        return "\n".join(lines)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``2.5 h`` — the precision an estimate deserves."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def pass_seconds(model: LoadedModel, x: torch.Tensor, repeats: int = 2) -> float:
+    """Measured seconds of one forward+backward pass of ``x`` (1, 3, T, H, W) through the model.
+
+    Timed once (after a warm-up pass) per weights, device, clip shape and thread count, and
+    remembered for the process; the model is left as it was (:func:`model_guard`).
+    """
+    if x.ndim != 5 or x.shape[0] != 1:
+        raise ParameterError(f"expected one clip (1, 3, T, H, W), got {tuple(x.shape)}")
+    key = (model.weights_hash, model.name, str(model.device), tuple(x.shape),
+           torch.get_num_threads())
+    with _pass_lock:
+        if key in _pass_times:
+            return _pass_times[key]
+    times = []
+    with model_guard(model.module):
+        for i in range(repeats + 1):
+            clip = x.to(model.device, torch.float32).detach().requires_grad_(True)
+            if model.device.type == "cuda":
+                torch.cuda.synchronize(model.device)
+            tic = time.perf_counter()
+            model.module(clip)[0].max().backward()
+            if model.device.type == "cuda":
+                torch.cuda.synchronize(model.device)
+            if i > 0:  # the first pass pays for allocation and kernel selection
+                times.append(time.perf_counter() - tic)
+    seconds = statistics.median(times)
+    with _pass_lock:
+        _pass_times[key] = seconds
+    return seconds
+
+
+def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *,
+                  target: int | str | None = None,
+                  options: DecompositionOptions = DEFAULT_OPTIONS,
+                  method_params: Mapping[str, Mapping[str, Any]] | None = None,
+                  decompose: bool | Iterable[str] = True,
+                  cache: ResultCache | None = DEFAULT_CACHE) -> CostEstimate:
+    """Estimate what :func:`xai_core.engine.explain` with the same arguments will cost.
+
+    Parameters
+    ----------
+    model, clip, methods, target, options, method_params, decompose
+        As for :func:`xai_core.engine.explain` (parameters are validated the same way).
+    cache
+        Where to look for results already computed (those cost nothing); ``None`` ignores
+        the cache.
+
+    Returns
+    -------
+    CostEstimate
+        Per method: model passes, estimated seconds, whether cached, whether an upper bound.
+    """
+    from .engine import (
+        decomposed_methods,
+        method_cache_key,
+        predict_probabilities,
+        prepare_clip,
+        tensor_hash,
+    )
+
+    names = [methods] if isinstance(methods, str) else list(methods)
+    params = dict(method_params or {})
+    instances = {n: get_method(n, **dict(params.get(n, {}))) for n in names}
+    split = decomposed_methods(names, decompose)
+    x, _, _ = prepare_clip(model, clip)
+    if options.reuse_identical:  # as the decomposition does: each distinct frame once
+        reps, _ = distinct_frames(x)
+        freeze = len(reps) if len(reps) > 1 else 0  # a static clip reuses the full pass
+    else:
+        freeze = x.shape[2]
+    clips = 1 + freeze
+
+    if cache is DEFAULT_CACHE:
+        cache = default_cache()
+    target_index = None
+    if cache is not None:
+        target_index = (int(predict_probabilities(model, x)[0].argmax()) if target is None
+                        else model.class_index(target))
+    clip_hash = tensor_hash(x) if cache is not None else ""
+
+    per_pass: float | None = None
+    costs = []
+    for name, method in instances.items():
+        decomposed = name in split
+        passes = method.cost_passes() * (clips if decomposed else 1)
+        keys = [method_cache_key(cache, method, model, clip_hash, target_index, options)
+                ] if cache is not None else []
+        if keys and not decomposed:  # as explain(): a decomposed result serves too
+            keys.append(method_cache_key(cache, method, model, clip_hash, target_index,
+                                         options, decompose=False))
+        cached = any(cache.contains(k) for k in keys)
+        if not cached and per_pass is None:
+            per_pass = pass_seconds(model, x)
+        seconds = 0.0 if cached else passes * (per_pass or 0.0)
+        costs.append(MethodCost(name, passes, seconds, cached,
+                                at_most=type(method).stops_early, decomposed=decomposed))
+    return CostEstimate(tuple(costs), per_pass or 0.0, clips)
