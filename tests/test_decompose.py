@@ -257,8 +257,9 @@ CHEAP_PARAMS = {
 }
 
 #: Methods whose map of a clip depends on the other clips in its batch (known defect).
-BATCH_DEPENDENT = {"smoothgrad": "noise is drawn for the whole batch from one seed, so a clip's "
-                                 "map differs alone and in a batch"}
+#: Methods whose map of a clip depends on the rest of its batch (none since smoothgrad
+#: draws the same noise for every clip).
+BATCH_DEPENDENT: dict[str, str] = {}
 
 
 #: Methods that take many seconds even on the tiny net (an optimisation per clip).

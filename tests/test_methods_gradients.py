@@ -91,6 +91,28 @@ def test_smoothgrad_without_noise_is_the_gradient_and_is_reproducible():
     assert not torch.allclose(a, plain.raw)  # the noise does act on a non-linear net
 
 
+def test_smoothgrad_matches_a_loop_over_noisy_copies_and_ignores_the_batch():
+    net = TwoLayer()
+    model = wrap_module(net, spec())
+    x = clips(b=3, seed=4)
+    target = torch.tensor([2, 0, 1])
+    noise, samples, seed = 0.1, 5, 7
+    lo, hi = SPEC_INPUT.pixel_bounds()
+    sigma = noise * float(hi.max() - lo.min())
+    # the reference: draw the seed's noise sample by sample, average plain gradients
+    gen = torch.Generator().manual_seed(seed)
+    draws = [torch.randn(x.shape[1:], generator=gen) * sigma for _ in range(samples)]
+    ref = torch.stack([sum(grad_by_hand(net, x[i:i + 1] + n, target[i:i + 1])[0]
+                           for n in draws) / samples for i in range(3)])
+    method = get_method("smoothgrad", noise=noise, samples=samples, seed=seed)
+    batched = method.attribute(model, x, target).raw
+    torch.testing.assert_close(batched, ref, rtol=1e-5, atol=1e-6)
+    alone = method.attribute(model, x[1:2], target[1:2]).raw  # a clip alone: the same map
+    torch.testing.assert_close(alone[0], batched[1], rtol=1e-5, atol=1e-6)
+    chunked = method.attribute(model, x, target, batch_size=2).raw
+    torch.testing.assert_close(chunked, batched, rtol=1e-5, atol=1e-6)
+
+
 def test_smoothgrad_on_a_linear_model_is_its_weight():
     lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 8 * 8, 2))
     out = get_method("smoothgrad", samples=5).attribute(wrap_module(lin, spec()), clips(), 1)

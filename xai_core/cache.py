@@ -38,7 +38,7 @@ from .errors import CacheError
 log = logging.getLogger(__name__)
 
 #: Bump when the stored arrays or their meaning change (old entries become misses).
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2  # 2: smoothgrad's noise per clip (maps changed); full-only results
 
 MAGIC = b"XAIC1\n"
 _DIGEST = 32

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, Saliency
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -135,8 +135,9 @@ class SmoothGrad(GradientMethod):
     """Mean gradient over noisy copies of the clip (signed).
 
     The noise standard deviation is ``noise`` × the span of normalised pixel values
-    (Smilkov et al. use 10–20 %). The noise is drawn from a fixed ``seed``, so the same
-    clip always gives the same map.
+    (Smilkov et al. use 10–20 %). The noise is drawn from a fixed ``seed``, the same
+    sequence for every clip, so the same clip always gives the same map, alone or in a
+    batch.
 
     References
     ----------
@@ -158,13 +159,24 @@ class SmoothGrad(GradientMethod):
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         low, high = model.input.pixel_bounds()
         sigma = self.config["noise"] * float(high.max() - low.min())
+        samples = int(self.config["samples"])
         per_pass = max(1, self.default_batch_size // x.shape[0])
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config["seed"])
-            return NoiseTunnel(Saliency(model.module)).attribute(
-                x, nt_type="smoothgrad", nt_samples=self.config["samples"],
-                nt_samples_batch_size=per_pass, stdevs=sigma, target=target, abs=False)
+        # One noise sequence from the seed, shared by every clip: a clip's map does not
+        # depend on the batch it is in (freeze-frame clips are batched), and the full and
+        # freeze-frame explanations see the same noise, so their difference is not noise.
+        gen = torch.Generator().manual_seed(int(self.config["seed"]))
+        saliency = Saliency(model.module)
+        total = torch.zeros_like(x)
+        b = x.shape[0]
+        for first in range(0, samples, per_pass):
+            k = min(per_pass, samples - first)
+            # drawn one sample at a time: the sequence must not depend on the chunking
+            noise = torch.stack([torch.randn(x.shape[1:], generator=gen) for _ in range(k)])
+            noise = noise.to(x.device, x.dtype) * sigma
+            noisy = (x.unsqueeze(1) + noise.unsqueeze(0)).reshape(b * k, *x.shape[1:])
+            grads = saliency.attribute(noisy, target=target.repeat_interleave(k), abs=False)
+            total += grads.reshape(b, k, *x.shape[1:]).sum(dim=1)
+        return total / samples
 
 
 _RELU_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu,
