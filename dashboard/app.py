@@ -170,8 +170,8 @@ def confirmed(estimate: CostEstimate, key: str) -> bool:
         return True
     bound = "at most" if estimate.at_most else "about"
     st.warning(f"This explanation runs **{passes:,} model passes**: {bound} "
-               f"**{format_duration(estimate.seconds)}** on this machine, estimated from one "
-               f"measured pass of this clip ({estimate.pass_seconds:.2f} s).")
+               f"**{format_duration(estimate.seconds)}** on this machine, estimated from a "
+               f"measured pass of this clip ({estimate.pass_seconds:.2f} s per clip).")
     st.code(estimate.describe(), language=None)
     st.caption("Faster: fewer iterations or areas (Method parameters), full relevance only "
                "(Decomposition options), or fewer methods. Results are cached: a second look "
@@ -201,16 +201,17 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
         return None
 
     runner = job_runner()
-    if runner.get(key) is None:  # not started yet (by this or another session)
-        estimate = cost_estimate(model, clip, settings, key)
-        if not confirmed(estimate, key):
-            return None
     previous = st.session_state.get("_job_key")
     if previous and previous != key:  # settings changed while computing: drop the old job
         old = runner.get(previous)
         if old is not None and not old.finished:
             old.cancel()
     st.session_state["_job_key"] = key
+    if runner.get(key) is None:  # not started yet (by this or another session)
+        with st.spinner("Estimating how long this takes…"):
+            estimate = cost_estimate(model, clip, settings, key)
+        if not confirmed(estimate, key):
+            return None
 
     methods, target, options = list(settings.methods), settings.target, settings.options()
     params = {m: p for m, p in settings.method_params.items() if m in methods}

@@ -135,7 +135,7 @@ def test_estimate_prints_the_cost_and_computes_nothing(files, tmp_path, capsys):
         files, out, "--method", "gradient", "extremal-perturbation", "--full-only",
         "extremal-perturbation", "--estimate"))
     assert code == 0, err
-    assert "one forward+backward pass of this clip" in stdout
+    assert "forward+backward pass of this clip" in stdout
     lines = {line.split(":")[0]: line for line in stdout.splitlines()}
     assert "model passes" in lines["gradient"]
     assert "at most" in lines["extremal-perturbation"]

@@ -5,8 +5,9 @@ gradients) cost hundreds of model passes per clip, and a freeze-frame decomposit
 the method once more per distinct frame. The estimate multiplies three numbers that are
 all known before computing anything:
 
-- the **measured** time of one forward+backward pass of this clip through this model on
-  this device (timed once per model, device, clip shape and thread count);
+- the **measured** time per clip of a forward+backward pass of this clip through this
+  model on this device (timed on a batch of two, once per model, device, clip shape and
+  thread count);
 - the method's :meth:`~xai_core.methods.base.Method.cost_passes` (passes per clip);
 - the number of clips explained: the clip itself plus one freeze-frame clip per distinct
   frame (:func:`~xai_core.decompose.distinct_frames`), or none when the clip is static.
@@ -36,6 +37,9 @@ from .models.registry import LoadedModel
 #: Sentinel for "the process-wide default cache" (as in :func:`xai_core.engine.explain`).
 DEFAULT_CACHE: Any = object()
 
+#: Clips per timed pass (see :func:`pass_seconds`).
+TIMED_BATCH = 2
+
 _pass_times: dict[tuple, float] = {}
 _pass_lock = threading.Lock()
 
@@ -62,7 +66,7 @@ class CostEstimate:
     """Estimated cost of :func:`xai_core.engine.explain` for one clip and several methods."""
 
     methods: tuple[MethodCost, ...]
-    #: measured seconds of one forward+backward pass of the clip
+    #: measured seconds per clip of a forward+backward pass (batch of two)
     pass_seconds: float
     #: clips a decomposed method explains: the clip plus its distinct freeze-frame clips
     clips_per_method: int
@@ -99,10 +103,13 @@ def format_duration(seconds: float) -> str:
 
 
 def pass_seconds(model: LoadedModel, x: torch.Tensor, repeats: int = 2) -> float:
-    """Measured seconds of one forward+backward pass of ``x`` (1, 3, T, H, W) through the model.
+    """Measured seconds per clip of a forward+backward pass of ``x`` (1, 3, T, H, W).
 
-    Timed once (after a warm-up pass) per weights, device, clip shape and thread count, and
-    remembered for the process; the model is left as it was (:func:`model_guard`).
+    Timed on a batch of two copies of the clip, because methods run their passes in
+    batches (freeze-frame clips, masks of several areas, noisy copies), which costs less
+    per clip than one clip alone; once (after a warm-up pass) per weights, device, clip
+    shape and thread count, and remembered for the process. The model is left as it was
+    (:func:`~xai_core.methods.base.model_guard`).
     """
     if x.ndim != 5 or x.shape[0] != 1:
         raise ParameterError(f"expected one clip (1, 3, T, H, W), got {tuple(x.shape)}")
@@ -114,15 +121,16 @@ def pass_seconds(model: LoadedModel, x: torch.Tensor, repeats: int = 2) -> float
     times = []
     with model_guard(model.module):
         for i in range(repeats + 1):
-            clip = x.to(model.device, torch.float32).detach().requires_grad_(True)
+            clips = x.to(model.device, torch.float32).repeat(TIMED_BATCH, 1, 1, 1, 1)
+            clips.requires_grad_(True)
             if model.device.type == "cuda":
                 torch.cuda.synchronize(model.device)
             tic = time.perf_counter()
-            model.module(clip)[0].max().backward()
+            model.module(clips).max(dim=1).values.sum().backward()
             if model.device.type == "cuda":
                 torch.cuda.synchronize(model.device)
             if i > 0:  # the first pass pays for allocation and kernel selection
-                times.append(time.perf_counter() - tic)
+                times.append((time.perf_counter() - tic) / TIMED_BATCH)
     seconds = statistics.median(times)
     with _pass_lock:
         _pass_times[key] = seconds

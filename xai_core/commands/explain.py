@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         cost = estimate_cost(model, clip, methods, target=args.target, options=options,
                              method_params=params, decompose=decompose, **kwargs)
         bound = "at most" if cost.at_most else "about"
-        print(f"{model.name} on {model.device}, one forward+backward pass of this clip: "
-              f"{cost.pass_seconds:.2f} s (measured)")
+        print(f"{model.name} on {model.device}, forward+backward pass of this clip: "
+              f"{cost.pass_seconds:.2f} s per clip (measured)")
         print(cost.describe())
         print(f"total: {bound} {format_duration(cost.seconds)}")
         return 0
