@@ -56,7 +56,7 @@ PLAY_INTERVAL = 0.4
 
 #: Explanations needing more model passes than this wait for a click on Start, with a
 #: time estimate (DTD + Grad-CAM on a 16-frame clip need 85; one extremal perturbation
-#: 1,200). A pass count, not seconds: the same request asks on any machine.
+#: 2,400). A pass count, not seconds: the same request asks on any machine.
 CONFIRM_ABOVE_PASSES = 400
 
 
@@ -151,22 +151,29 @@ def stages(methods: list[str], decomposed: list[str] | None = None) -> list[str]
     return out
 
 
-def cost_estimate(model: LoadedModel, clip: Clip, settings: Settings, key: str) -> CostEstimate:
-    """What the explanation will cost (measured pass time × passes), once per request."""
-    memo = st.session_state.get("_estimate")
-    if memo is None or memo[0] != key:
+def cost_estimate(model: LoadedModel, clip: Clip, settings: Settings, key: str,
+                  measure: bool) -> CostEstimate:
+    """What the explanation will cost: passes, and with ``measure`` the seconds (a timed
+    pass × passes); once per request."""
+    memo = st.session_state.setdefault("_estimates", {})
+    if (key, measure) not in memo:
+        if any(k != key for k, _ in memo):
+            memo.clear()  # the estimates of the current request only
         params = {m: p for m, p in settings.method_params.items() if m in settings.methods}
-        memo = (key, estimate_cost(model, clip, settings.methods, target=settings.target,
-                                   options=settings.options(), method_params=params or None,
-                                   decompose=settings.decomposed()))
-        st.session_state["_estimate"] = memo
-    return memo[1]
+        memo[(key, measure)] = estimate_cost(
+            model, clip, settings.methods, target=settings.target, options=settings.options(),
+            method_params=params or None, decompose=settings.decomposed(), measure=measure)
+    return memo[(key, measure)]
+
+
+def uncached_passes(estimate: CostEstimate) -> int:
+    return sum(m.passes for m in estimate.methods if not m.cached)
 
 
 def confirmed(estimate: CostEstimate, key: str) -> bool:
     """Long computations start only when asked: shows the estimate and a Start button."""
-    passes = sum(m.passes for m in estimate.methods if not m.cached)
-    if passes <= CONFIRM_ABOVE_PASSES or st.session_state.get("_confirmed") == key:
+    passes = uncached_passes(estimate)
+    if st.session_state.get("_confirmed") == key:
         return True
     bound = "at most" if estimate.at_most else "about"
     st.warning(f"This explanation runs **{passes:,} model passes**: {bound} "
@@ -208,10 +215,13 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
             old.cancel()
     st.session_state["_job_key"] = key
     if runner.get(key) is None:  # not started yet (by this or another session)
-        with st.spinner("Estimating how long this takes…"):
-            estimate = cost_estimate(model, clip, settings, key)
-        if not confirmed(estimate, key):
-            return None
+        # counting passes is cheap; timing one is done only for a request that may wait
+        if uncached_passes(cost_estimate(model, clip, settings, key, measure=False)
+                           ) > CONFIRM_ABOVE_PASSES:
+            with st.spinner("Estimating how long this takes…"):
+                estimate = cost_estimate(model, clip, settings, key, measure=True)
+            if not confirmed(estimate, key):
+                return None
 
     methods, target, options = list(settings.methods), settings.target, settings.options()
     params = {m: p for m, p in settings.method_params.items() if m in methods}
@@ -222,10 +232,10 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
                        method_params=params or None, decompose=decomposed, progress=progress)
 
     label = f"Explaining with {', '.join(methods)}"
-    estimate = st.session_state.get("_estimate")
-    if estimate is not None and estimate[0] == key and estimate[1].seconds >= 30:
-        label += f" ({'at most' if estimate[1].at_most else 'about'} " \
-                 f"{format_duration(estimate[1].seconds)} in all)"
+    estimate = st.session_state.get("_estimates", {}).get((key, True))
+    if estimate is not None:
+        label += (f" ({'at most' if estimate.at_most else 'about'} "
+                  f"{format_duration(estimate.seconds)} in all)")
     while True:
         job = runner.submit(key, run, label=label, stages=stages(methods, decomposed))
         if not job.finished:

@@ -139,7 +139,7 @@ def test_estimate_prints_the_cost_and_computes_nothing(files, tmp_path, capsys):
     lines = {line.split(":")[0]: line for line in stdout.splitlines()}
     assert "model passes" in lines["gradient"]
     assert "at most" in lines["extremal-perturbation"]
-    assert "1,200 model passes, full relevance only" in lines["extremal-perturbation"]
+    assert "2,400 model passes, full relevance only" in lines["extremal-perturbation"]
     assert stdout.strip().splitlines()[-1].startswith("total: at most")
     assert not out.exists()
     # after computing, the estimate says it is cached

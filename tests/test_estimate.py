@@ -105,6 +105,8 @@ def test_passes_are_the_methods_cost_times_the_clips_explained(method):
     assert m.at_most == (method == "extremal-perturbation")  # stops early: an upper bound
     only = estimate_cost(model, x, method, decompose=False, cache=None).methods[0]
     assert only.passes == per_clip and not only.decomposed
+    counted = estimate_cost(model, x, method, cache=None, measure=False)
+    assert counted.methods[0].passes == m.passes and counted.seconds == 0
 
 
 def test_static_clips_and_no_reuse_change_the_count_as_the_decomposition_does():
@@ -120,11 +122,15 @@ def test_cached_results_cost_nothing(registered, tmp_path):
     cache = ResultCache(tmp_path / "c")
     before = estimate_cost(model, x, [GXI_NAME, "gradient"], cache=cache)
     assert not any(m.cached for m in before.methods)
+    assert before.prediction_seconds > 0  # the clip and its freeze frames, forward only
+    assert before.seconds == pytest.approx(before.prediction_seconds
+                                           + sum(m.seconds for m in before.methods))
     xc.explain(model, x, GXI_NAME, cache=cache)
     after = estimate_cost(model, x, [GXI_NAME, "gradient"], cache=cache)
     cached = {m.method: m for m in after.methods}
     assert cached[GXI_NAME].cached and cached[GXI_NAME].seconds == 0
     assert not cached["gradient"].cached and cached["gradient"].seconds > 0
+    assert after.prediction_seconds == 0  # stored with the first explanation
     assert "cached" in after.describe().splitlines()[0]
     # a full-only request is served by the split result too
     only = estimate_cost(model, x, GXI_NAME, decompose=False, cache=cache)

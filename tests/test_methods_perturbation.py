@@ -357,8 +357,9 @@ def test_model_is_left_untouched():
 
 
 def test_cost_estimate_counts_model_passes():
-    assert method(iterations=40).cost_passes() == 40 * 2
-    assert method(iterations=40, variant="dual").cost_passes() == 40 * 2 * 2
+    # 2 areas × 2 clip passes per mask step
+    assert method(iterations=40).cost_passes() == 40 * 2 * 2
+    assert method(iterations=40, variant="dual").cost_passes() == 40 * 2 * 2 * 2
 
     class OnePass(Method):
         name = "one-pass"

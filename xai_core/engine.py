@@ -283,6 +283,12 @@ def freeze_frame_probabilities(model: LoadedModel, x: torch.Tensor,
     return probs[inverse]
 
 
+def predictions_cache_key(cache: ResultCache, model: LoadedModel, clip_hash: str) -> str:
+    """The cache key of a clip's prediction and freeze-frame predictions."""
+    return cache.make_key({"kind": "predictions", "clip": clip_hash,
+                           "weights": model.weights_hash})
+
+
 def _predictions(model: LoadedModel, x: torch.Tensor, clip_hash: str,
                  options: DecompositionOptions, cache: ResultCache | None,
                  report: Progress) -> tuple[dict[str, np.ndarray], bool]:
@@ -297,8 +303,7 @@ def _predictions(model: LoadedModel, x: torch.Tensor, clip_hash: str,
 
     if cache is None:
         return compute()[0], False
-    key = cache.make_key({"kind": "predictions", "clip": clip_hash,
-                          "weights": model.weights_hash})
+    key = predictions_cache_key(cache, model, clip_hash)
     arrays, _, hit = cache.get_or_compute(key, compute)
     if hit:
         report("prediction", 1, 1)

@@ -6,8 +6,8 @@ the method once more per distinct frame. The estimate multiplies three numbers t
 all known before computing anything:
 
 - the **measured** time per clip of a forward+backward pass of this clip through this
-  model on this device (timed on a batch of two, once per model, device, clip shape and
-  thread count);
+  model on this device (timed on a batch of four, once per model, device, clip shape
+  and thread count);
 - the method's :meth:`~xai_core.methods.base.Method.cost_passes` (passes per clip);
 - the number of clips explained: the clip itself plus one freeze-frame clip per distinct
   frame (:func:`~xai_core.decompose.distinct_frames`), or none when the clip is static.
@@ -34,11 +34,16 @@ from .errors import ParameterError
 from .methods.base import get_method, model_guard
 from .models.registry import LoadedModel
 
+#: A batched forward-only pass (predictions) costs about this share of a forward+backward
+#: one on a CPU (measured, benchmarks/bench_estimate.py).
+FORWARD_SHARE = 2 / 3
+
 #: Sentinel for "the process-wide default cache" (as in :func:`xai_core.engine.explain`).
 DEFAULT_CACHE: Any = object()
 
-#: Clips per timed pass (see :func:`pass_seconds`).
-TIMED_BATCH = 2
+#: Clips per timed pass (see :func:`pass_seconds`): methods batch 4 areas, 8 freeze-frame
+#: clips or 8 noisy copies; one clip alone costs 2–4× more per clip on a CPU.
+TIMED_BATCH = 4
 
 _pass_times: dict[tuple, float] = {}
 _pass_lock = threading.Lock()
@@ -66,14 +71,16 @@ class CostEstimate:
     """Estimated cost of :func:`xai_core.engine.explain` for one clip and several methods."""
 
     methods: tuple[MethodCost, ...]
-    #: measured seconds per clip of a forward+backward pass (batch of two)
+    #: measured seconds per clip of a forward+backward pass (batch of four)
     pass_seconds: float
     #: clips a decomposed method explains: the clip plus its distinct freeze-frame clips
     clips_per_method: int
+    #: estimated seconds of the prediction and freeze-frame predictions (0 when cached)
+    prediction_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:
-        return sum(m.seconds for m in self.methods)
+        return self.prediction_seconds + sum(m.seconds for m in self.methods)
 
     @property
     def at_most(self) -> bool:
@@ -90,6 +97,9 @@ class CostEstimate:
                 what = "" if m.decomposed else ", full relevance only"
                 lines.append(f"{m.method}: {bound}{format_duration(m.seconds)} "
                              f"({m.passes:,} model passes{what})")
+        if self.prediction_seconds > 0:
+            lines.append(f"predictions: ≈ {format_duration(self.prediction_seconds)} "
+                         f"({self.clips_per_method} clips, forward only)")
         return "\n".join(lines)
 
 
@@ -105,9 +115,9 @@ def format_duration(seconds: float) -> str:
 def pass_seconds(model: LoadedModel, x: torch.Tensor, repeats: int = 2) -> float:
     """Measured seconds per clip of a forward+backward pass of ``x`` (1, 3, T, H, W).
 
-    Timed on a batch of two copies of the clip, because methods run their passes in
-    batches (freeze-frame clips, masks of several areas, noisy copies), which costs less
-    per clip than one clip alone; once (after a warm-up pass) per weights, device, clip
+    Timed on a batch of :data:`TIMED_BATCH` copies of the clip, because methods run their
+    passes in batches (freeze-frame clips, masks of several areas, noisy copies), which
+    costs less per clip than one clip alone; once (after a warm-up pass) per weights, device, clip
     shape and thread count, and remembered for the process. The model is left as it was
     (:func:`~xai_core.methods.base.model_guard`).
     """
@@ -142,7 +152,8 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
                   options: DecompositionOptions = DEFAULT_OPTIONS,
                   method_params: Mapping[str, Mapping[str, Any]] | None = None,
                   decompose: bool | Iterable[str] = True,
-                  cache: ResultCache | None = DEFAULT_CACHE) -> CostEstimate:
+                  cache: ResultCache | None = DEFAULT_CACHE,
+                  measure: bool = True) -> CostEstimate:
     """Estimate what :func:`xai_core.engine.explain` with the same arguments will cost.
 
     Parameters
@@ -152,6 +163,9 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
     cache
         Where to look for results already computed (those cost nothing); ``None`` ignores
         the cache.
+    measure
+        Time a pass (seconds); ``False`` counts passes only (no model pass beyond the
+        prediction that finds the target), and every ``seconds`` is 0.
 
     Returns
     -------
@@ -162,6 +176,7 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
         decomposed_methods,
         method_cache_key,
         predict_probabilities,
+        predictions_cache_key,
         prepare_clip,
         tensor_hash,
     )
@@ -171,8 +186,8 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
     instances = {n: get_method(n, **dict(params.get(n, {}))) for n in names}
     split = decomposed_methods(names, decompose)
     x, _, _ = prepare_clip(model, clip)
+    reps, _ = distinct_frames(x)
     if options.reuse_identical:  # as the decomposition does: each distinct frame once
-        reps, _ = distinct_frames(x)
         freeze = len(reps) if len(reps) > 1 else 0  # a static clip reuses the full pass
     else:
         freeze = x.shape[2]
@@ -197,9 +212,15 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
             keys.append(method_cache_key(cache, method, model, clip_hash, target_index,
                                          options, decompose=False))
         cached = any(cache.contains(k) for k in keys)
-        if not cached and per_pass is None:
+        if measure and not cached and per_pass is None:
             per_pass = pass_seconds(model, x)
         seconds = 0.0 if cached else passes * (per_pass or 0.0)
         costs.append(MethodCost(name, passes, seconds, cached,
                                 at_most=type(method).stops_early, decomposed=decomposed))
-    return CostEstimate(tuple(costs), per_pass or 0.0, clips)
+    predicted = cache is not None and cache.contains(predictions_cache_key(cache, model,
+                                                                            clip_hash))
+    if measure and not predicted and per_pass is None:
+        per_pass = pass_seconds(model, x)
+    # the clip and each distinct frame's freeze-frame clip, forward only
+    prediction = 0.0 if predicted else (1 + len(reps)) * FORWARD_SHARE * (per_pass or 0.0)
+    return CostEstimate(tuple(costs), per_pass or 0.0, clips, prediction)

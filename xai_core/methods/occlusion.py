@@ -68,9 +68,10 @@ class Occlusion(Method):
                                  hint="Use a stride at most the window size on every axis.")
 
     def cost_passes(self) -> int:
-        # forward-only passes cost about a third of a forward+backward pass
+        # a batched forward-only pass costs about 2/3 of a batched forward+backward pass on
+        # a CPU (measured, benchmarks/bench_estimate.py)
         window = tuple(min(w, d) for w, d in zip(self.config["window"], _NOMINAL_CLIP, strict=True))
-        return max(1, window_positions(_NOMINAL_CLIP, window, self.config["stride"]) // 3)
+        return max(1, window_positions(_NOMINAL_CLIP, window, self.config["stride"]) * 2 // 3)
 
     def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
                    progress: ProgressFn | None = None) -> Attribution:

@@ -405,7 +405,9 @@ class ExtremalPerturbation(Method):
 
     def cost_passes(self) -> int:
         per_iter = len(self.config["areas"]) * (2 if self.config["variant"] == "dual" else 1)
-        return self.config["iterations"] * per_iter
+        # one mask's step costs about two clip passes: the clip is blended from the blur
+        # pyramid and the gradient flows on to the mask grid (benchmarks/bench_estimate.py)
+        return self.config["iterations"] * per_iter * 2
 
     def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
                    progress: ProgressFn | None = None) -> Attribution:
