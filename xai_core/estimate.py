@@ -10,7 +10,12 @@ all known before computing anything:
   and thread count);
 - the method's :meth:`~xai_core.methods.base.Method.cost_passes` (passes per clip);
 - the number of clips explained: the clip itself plus one freeze-frame clip per distinct
-  frame (:func:`~xai_core.decompose.distinct_frames`), or none when the clip is static.
+  frame (:func:`~xai_core.decompose.distinct_frames`), or none when the clip is static
+  or the method is explained without the split (``decompose``);
+
+plus the forward-only predictions on the clip and its freeze-frame clips. The pass counts
+of the methods were calibrated against measured times (``benchmarks/RESULTS.md``: within
+about ±35 % on the project's CPU).
 
 Results already in the cache cost nothing and are reported as such. Methods that stop
 early (extremal perturbation) are estimated at their maximum iterations and flagged
@@ -51,7 +56,7 @@ _pass_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class MethodCost:
-    """Cost of one method's decomposed explanation of one clip."""
+    """Cost of one method's explanation of one clip (with the split or full only)."""
 
     method: str
     #: forward+backward passes of one clip through the model, freeze frames included
