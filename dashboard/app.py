@@ -23,7 +23,7 @@ import torch
 
 from xai_core.engine import explain
 from xai_core.errors import CheckpointError, XaiError
-from xai_core.estimate import CostEstimate, estimate_cost, format_duration
+from xai_core.estimate import CostEstimate, estimate_cost
 from xai_core.models.registry import LoadedModel
 from xai_core.results import Explanation
 from xai_core.video.clip import Clip, load_clip
@@ -166,24 +166,18 @@ def cost_estimate(model: LoadedModel, clip: Clip, settings: Settings, key: str,
     return memo[(key, measure)]
 
 
-def uncached_passes(estimate: CostEstimate) -> int:
-    return sum(m.passes for m in estimate.methods if not m.cached)
-
-
 def confirmed(estimate: CostEstimate, key: str) -> bool:
     """Long computations start only when asked: shows the estimate and a Start button."""
-    passes = uncached_passes(estimate)
     if st.session_state.get("_confirmed") == key:
         return True
-    bound = "at most" if estimate.at_most else "about"
-    st.warning(f"This explanation runs **{passes:,} model passes**: {bound} "
-               f"**{format_duration(estimate.seconds)}** on this machine, estimated from a "
+    st.warning(f"This explanation runs **{estimate.passes:,} model passes**: "
+               f"**{estimate.total()}** on this machine, estimated from a "
                f"measured pass of this clip ({estimate.pass_seconds:.2f} s per clip).")
     st.code(estimate.describe(), language=None)
     st.caption("Faster: fewer iterations or areas (Method parameters), full relevance only "
                "(Decomposition options), or fewer methods. Results are cached: a second look "
                "costs nothing.")
-    if st.button(f"Start ({bound} {format_duration(estimate.seconds)})", type="primary",
+    if st.button(f"Start ({estimate.total()})", type="primary",
                  key="confirm_start"):
         st.session_state["_confirmed"] = key
         st.rerun()
@@ -216,8 +210,7 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
     st.session_state["_job_key"] = key
     if runner.get(key) is None:  # not started yet (by this or another session)
         # counting passes is cheap; timing one is done only for a request that may wait
-        if uncached_passes(cost_estimate(model, clip, settings, key, measure=False)
-                           ) > CONFIRM_ABOVE_PASSES:
+        if cost_estimate(model, clip, settings, key, measure=False).passes > CONFIRM_ABOVE_PASSES:
             with st.spinner("Estimating how long this takes…"):
                 estimate = cost_estimate(model, clip, settings, key, measure=True)
             if not confirmed(estimate, key):
@@ -234,8 +227,7 @@ def obtain_explanation(model: LoadedModel, clip: Clip, settings: Settings
     label = f"Explaining with {', '.join(methods)}"
     estimate = st.session_state.get("_estimates", {}).get((key, True))
     if estimate is not None:
-        label += (f" ({'at most' if estimate.at_most else 'about'} "
-                  f"{format_duration(estimate.seconds)} in all)")
+        label += f" ({estimate.total()} in all)"
     while True:
         job = runner.submit(key, run, label=label, stages=stages(methods, decomposed))
         if not job.finished:

@@ -37,6 +37,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_decompose import GradientTimesInput, one_thread
+from test_video import write_audio_only
 
 from dashboard import sidebar, state
 from xai_core import cache as cache_mod
@@ -62,6 +64,9 @@ APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TINY = "tiny-c3d-bad-input-test"
 TINY_INPUT = InputSpec(num_frames=8, height=32, width=32, scale=1 / 255, mean=(0.45,) * 3,
                        std=(0.225,) * 3)
+
+__all__ = ["one_thread"]  # autouse fixture shared with test_decompose
+
 CHEAP = "gradient"  # the cheapest method: rows are about inputs, not about methods
 TIMEOUT = 240  # seconds per AppTest script run, generous for a loaded 2-core machine
 SIZE_LIMIT_MB = 1  # the lowered size limit of the "over the size limit" row
@@ -152,15 +157,7 @@ def _zero_frames(d: Path) -> Path:
 
 
 def _audio_only(d: Path) -> Path:
-    p = d / "audio.mp4"
-    with av.open(str(p), "w") as c:
-        s = c.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                           layout="mono")
-        frame.sample_rate = 16000
-        for pk in [*s.encode(frame), *s.encode()]:
-            c.mux(pk)
-    return p
+    return write_audio_only(d / "audio.mp4")
 
 
 def _tiny(d: Path) -> Path:
@@ -340,14 +337,6 @@ def world(tmp_path_factory) -> Iterator[World]:
 def made(world) -> dict[str, Path]:
     """Every catalogue file, made once."""
     return {row.label: row.make(world.videos) for row in [*REFUSED, *ACCEPTED]}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def cli(capfd, argv: list) -> tuple[int, str, str]:
@@ -934,7 +923,7 @@ def test_unusable_cache_folder_is_said_in_the_result_and_by_the_cli(tiny, world,
     assert code == 0 and "warning: The result cache folder" in err and "memory only" in err
 
 
-class OOMGradient(Method):
+class OOMGradient(GradientTimesInput):
     """Gradient × input that runs out of "GPU" memory: above ``max_batch`` clips, and
     whenever the model is on CUDA when ``cuda_oom`` (no GPU here: simulated)."""
 
@@ -950,11 +939,7 @@ class OOMGradient(Method):
         type(self).seen.append((model.device.type, x.shape[0]))
         if x.shape[0] > self.max_batch or (self.cuda_oom and model.device.type == "cuda"):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            model.module(x).gather(1, target.view(-1, 1)).sum().backward()
-        raw = (x.grad * x).detach()
-        return Attribution(raw.sum(1), raw)
+        return super()._attribute(model, x, target, progress)
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 from test_bad_input import TINY_INPUT, good_clip
-from test_decompose import random_clip, tiny_model
+from test_decompose import GradientTimesInput, one_thread, random_clip, tiny_model
 
 from xai_core.cache import ResultCache
 from xai_core.engine import explain
-from xai_core.methods.base import METHODS, Attribution, Method, module_lock
+from xai_core.methods.base import METHODS, module_lock
 from xai_core.models import registry
 from xai_core.models.bundled import small_c3d_spec
 from xai_core.synthetic.world import CLASSES
@@ -32,13 +32,7 @@ APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TINY = "tiny-c3d-concurrency-test"
 TIMEOUT = 240
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+__all__ = ["one_thread"]  # autouse fixture shared with test_decompose
 
 
 def run_threads(fn, args_list: list[tuple]) -> list:
@@ -92,23 +86,19 @@ def test_threads_explaining_different_clips_with_one_model_get_their_own_answers
     assert hooks(model.module) == 0 and not model.module.training
 
 
-class CountingGradient(Method):
+class CountingGradient(GradientTimesInput):
     """Gradient × input that counts how many clips it explained."""
 
     name = "test-counting-gradient"
     description = "counting gradient × input (test)"
-    family = "gradient"
+    default_batch_size = 8
     clips_explained = 0
     lock = threading.Lock()
 
     def _attribute(self, model, x, target, progress=None):
         with CountingGradient.lock:
             CountingGradient.clips_explained += x.shape[0]
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            model.module(x).gather(1, target.view(-1, 1)).sum().backward()
-        raw = (x.grad * x).detach()
-        return Attribution(raw.sum(1), raw)
+        return super()._attribute(model, x, target, progress)
 
 
 @pytest.fixture

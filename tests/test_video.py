@@ -302,8 +302,8 @@ def test_zero_frames(tmp_path):
         probe(p)
 
 
-def test_audio_only(tmp_path):
-    p = tmp_path / "audio.mp4"
+def write_audio_only(p: Path) -> Path:
+    """An mp4 with one AAC audio stream and no video stream."""
     with av.open(str(p), "w") as c:
         s = c.add_stream("aac", rate=16000)
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
@@ -311,6 +311,11 @@ def test_audio_only(tmp_path):
         frame.sample_rate = 16000
         for pk in [*s.encode(frame), *s.encode()]:
             c.mux(pk)
+    return p
+
+
+def test_audio_only(tmp_path):
+    p = write_audio_only(tmp_path / "audio.mp4")
     with pytest.raises(VideoError, match="no video stream"):
         probe(p)
 

@@ -170,6 +170,18 @@ class Discriminative:
     freeze_frame_passes: int
 
 
+def freeze_frame_selection(x: torch.Tensor, options: DecompositionOptions = DEFAULT_OPTIONS
+                           ) -> tuple[list[int], torch.Tensor, bool]:
+    """Which freeze-frame clips the split explains: (frames, index of each of the T frames
+    into them, static). With ``reuse_identical`` each distinct frame once, and a static
+    clip (one distinct frame) needs no pass: its freeze-frame clip is the clip itself."""
+    if options.reuse_identical:
+        reps, inverse = distinct_frames(x)
+        return reps, inverse, len(reps) == 1
+    t = x.shape[2]
+    return list(range(t)), torch.arange(t), False
+
+
 def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: int,
                    full: torch.Tensor, options: DecompositionOptions = DEFAULT_OPTIONS,
                    progress: StageProgress | None = None) -> Discriminative:
@@ -202,15 +214,11 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
     not one pass each. With ``reuse_identical`` each distinct frame is explained once,
     and a static clip costs no extra pass at all (its freeze-frame clip is the clip).
     """
-    t = x.shape[2]
     if full.shape != x.shape[2:]:
         raise ParameterError(f"full relevance {tuple(full.shape)} does not match the clip "
                              f"{tuple(x.shape[2:])}")
-    if options.reuse_identical:
-        reps, inverse = distinct_frames(x)
-    else:
-        reps, inverse = list(range(t)), torch.arange(t)
-    if options.reuse_identical and len(reps) == 1:
+    reps, inverse, static = freeze_frame_selection(x, options)
+    if static:
         explained = full.unsqueeze(0)  # the freeze-frame clip is the clip itself
         passes = 0
         if progress is not None:

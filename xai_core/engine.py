@@ -382,13 +382,16 @@ def _method_result(method: Method, model: LoadedModel, x: torch.Tensor, target: 
         result = compute_method(method, model, x, target, options, report, decompose)
         return result.arrays(), result.meta()
 
-    key = method_cache_key(cache, method, model, clip_hash, target, options, decompose)
+    found = None
     if not decompose:
-        # a decomposed result already stored has everything asked for (and more)
-        richer = method_cache_key(cache, method, model, clip_hash, target, options)
-        if cache.contains(richer):
-            key = richer
-    arrays, meta, hit = cache.get_or_compute(key, compute)
+        # a decomposed result already stored has everything asked for (and more); read,
+        # not just looked up, so what is computed next is never stored under its key
+        found = cache.get(method_cache_key(cache, method, model, clip_hash, target, options))
+    if found is not None:
+        arrays, meta, hit = *found, True
+    else:
+        key = method_cache_key(cache, method, model, clip_hash, target, options, decompose)
+        arrays, meta, hit = cache.get_or_compute(key, compute)
     result = MethodResult.from_parts(arrays, meta)
     result.cache_hit = hit
     if hit:

@@ -34,7 +34,12 @@ from typing import Any
 import torch
 
 from .cache import ResultCache, default_cache
-from .decompose import DEFAULT_OPTIONS, DecompositionOptions, distinct_frames
+from .decompose import (
+    DEFAULT_OPTIONS,
+    DecompositionOptions,
+    distinct_frames,
+    freeze_frame_selection,
+)
 from .errors import ParameterError
 from .methods.base import get_method, model_guard
 from .models.registry import LoadedModel
@@ -90,6 +95,15 @@ class CostEstimate:
     @property
     def at_most(self) -> bool:
         return any(m.at_most and not m.cached for m in self.methods)
+
+    @property
+    def passes(self) -> int:
+        """Model passes still to run (cached methods cost none)."""
+        return sum(m.passes for m in self.methods if not m.cached)
+
+    def total(self) -> str:
+        """The whole estimate in words: ``about 40 s``, ``at most 25 min``."""
+        return f"{'at most' if self.at_most else 'about'} {format_duration(self.seconds)}"
 
     def describe(self) -> str:
         """One line per method, e.g. ``dtd: ≈ 12 s (6 passes × 17 clips)``."""
@@ -191,12 +205,8 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
     instances = {n: get_method(n, **dict(params.get(n, {}))) for n in names}
     split = decomposed_methods(names, decompose)
     x, _, _ = prepare_clip(model, clip)
-    reps, _ = distinct_frames(x)
-    if options.reuse_identical:  # as the decomposition does: each distinct frame once
-        freeze = len(reps) if len(reps) > 1 else 0  # a static clip reuses the full pass
-    else:
-        freeze = x.shape[2]
-    clips = 1 + freeze
+    explained, _, static = freeze_frame_selection(x, options)  # as the split will do
+    clips = 1 + (0 if static else len(explained))
 
     if cache is DEFAULT_CACHE:
         cache = default_cache()
@@ -227,5 +237,6 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
     if measure and not predicted and per_pass is None:
         per_pass = pass_seconds(model, x)
     # the clip and each distinct frame's freeze-frame clip, forward only
-    prediction = 0.0 if predicted else (1 + len(reps)) * FORWARD_SHARE * (per_pass or 0.0)
+    predicted_clips = 1 + len(distinct_frames(x)[0])
+    prediction = 0.0 if predicted else predicted_clips * FORWARD_SHARE * (per_pass or 0.0)
     return CostEstimate(tuple(costs), per_pass or 0.0, clips, prediction)

@@ -40,7 +40,7 @@ import pandas as pd
 from .decompose import DEFAULT_OPTIONS, DecompositionOptions
 from .engine import DEFAULT_CACHE, explain, tensor_hash
 from .errors import ParameterError, VideoError
-from .metrics import VARIANTS, ClipEvidence, Metric, get_metric
+from .metrics import ClipEvidence, Metric, get_metric
 from .models.registry import LoadedModel
 from .results import Explanation
 
@@ -309,8 +309,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 def evidence(model: LoadedModel, explanation: Explanation, x, masks=None, seed: int = 0
              ) -> ClipEvidence:
     """The :class:`ClipEvidence` metrics read, from an explanation and its clip tensor."""
-    maps = {name: {v: getattr(r, v) for v in VARIANTS if getattr(r, v) is not None}
-            for name, r in explanation.methods.items()}
+    maps = {name: r.maps() for name, r in explanation.methods.items()}
     return ClipEvidence(
         maps=maps, target=explanation.target, model=model, x=x,
         frames=explanation.frames, masks=masks,

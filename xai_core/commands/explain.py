@@ -32,7 +32,7 @@ import numpy as np
 
 from ..decompose import NORMALISATIONS, SLICES, SOBEL_BORDERS, DecompositionOptions
 from ..errors import ParameterError
-from ..estimate import estimate_cost, format_duration
+from ..estimate import estimate_cost
 from ..methods.base import METHODS, get_method
 from ..models.registry import load_model
 from ..results import Explanation
@@ -144,11 +144,10 @@ def run(args: argparse.Namespace) -> int:
     if args.estimate:
         cost = estimate_cost(model, clip, methods, target=args.target, options=options,
                              method_params=params, decompose=decompose, **kwargs)
-        bound = "at most" if cost.at_most else "about"
         print(f"{model.name} on {model.device}, forward+backward pass of this clip: "
               f"{cost.pass_seconds:.2f} s per clip (measured)")
         print(cost.describe())
-        print(f"total: {bound} {format_duration(cost.seconds)}")
+        print(f"total: {cost.total()}")
         return 0
     with _StageBars() as bars:
         exp = explain(model, clip, methods, target=args.target, options=options,

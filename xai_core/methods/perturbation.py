@@ -215,11 +215,11 @@ def extremal_perturbation(
     history: dict[int, torch.Tensor] = {}
     wanted = {int(i) for i in snapshots}
 
-    def current_masks() -> torch.Tensor:
+    def current_canvas() -> torch.Tensor:
+        """(B·A, T, Hc, Wc) masks of every clip and area from the parameters as they are."""
         with torch.no_grad():
-            canvas = temporal_smooth(gen(torch.stack(params).detach().reshape(
+            return temporal_smooth(gen(torch.stack(params).detach().reshape(
                 b * n_areas, *gen.grid_shape)), temporal_smoothing)
-            return gen.crop(canvas).reshape(b, n_areas, t, h, w).cpu()
 
     with model_guard(model), torch.enable_grad():
         with torch.no_grad():
@@ -260,18 +260,16 @@ def extremal_perturbation(
                 calm[i] = calm[i] + 1 if (moved[j] <= tolerance and met[j]) else 0
             active = [i for i in rows if calm[i] < patience]
             if it + 1 in wanted:
-                history[it + 1] = current_masks()
+                history[it + 1] = gen.crop(current_canvas()).reshape(b, n_areas, t, h, w).cpu()
             if progress is not None:
                 progress(it + 1, iterations, "extremal perturbation")
             if not active:
                 break
 
-        with torch.no_grad():
-            canvas = temporal_smooth(gen(torch.stack(params).detach().reshape(
-                b * n_areas, *gen.grid_shape)), temporal_smoothing)
-            kept = kept_fraction(canvas, gen, budget)
-            if kept.ndim == 2:
-                kept = kept.mean(dim=1)
+        canvas = current_canvas()
+        kept = kept_fraction(canvas, gen, budget)
+        if kept.ndim == 2:
+            kept = kept.mean(dim=1)
     final = gen.crop(canvas).reshape(b, n_areas, t, h, w)
     for i in sorted(wanted):  # asked for beyond an early stop: the masks did not change
         if i not in history and i <= iterations:
