@@ -29,8 +29,16 @@ class Prediction:
         return {"class": self.class_name, "index": self.index, "probability": self.probability}
 
 
-def class_probabilities(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+#: Clips per forward pass when predicting (no gradients: cheap in memory).
+PREDICTION_CHUNK = 8
+
+
+def class_probabilities(model: LoadedModel, x: torch.Tensor,
+                        chunk: int = PREDICTION_CHUNK) -> torch.Tensor:
     """Softmax probabilities (B, K) of normalised clips ``x`` (B, 3, T, H, W), on the CPU.
+
+    The one batched softmax of ``xai_core``: in eval mode, without gradients, ``chunk``
+    clips per forward pass.
 
     Raises
     ------
@@ -39,16 +47,20 @@ def class_probabilities(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
     """
     if x.ndim != 5 or x.shape[1] != 3:
         raise ParameterError(f"clips must be (B, 3, T, H, W), got {tuple(x.shape)}")
+    out = []
     with model_guard(model.module), torch.no_grad():
-        logits = model.module(x.to(model.device, torch.float32))
-    if logits.ndim != 2 or logits.shape[1] != model.num_classes:
-        raise MethodError(f"{model.name} returned scores of shape {tuple(logits.shape)} for "
-                          f"{model.num_classes} classes",
-                          hint="Check that the class-names file belongs to this checkpoint.")
-    if not torch.isfinite(logits).all():
-        raise MethodError(f"{model.name} returned NaN/Inf scores for this clip",
-                          hint="The weights are probably broken; re-export the checkpoint.")
-    return logits.float().softmax(dim=1).cpu()
+        for i in range(0, x.shape[0], max(1, chunk)):
+            logits = model.module(x[i : i + chunk].to(model.device, torch.float32))
+            if logits.ndim != 2 or logits.shape[1] != model.num_classes:
+                raise MethodError(
+                    f"{model.name} returned scores of shape {tuple(logits.shape)} for "
+                    f"{model.num_classes} classes",
+                    hint="Check that the class-names file belongs to this checkpoint.")
+            if not torch.isfinite(logits).all():
+                raise MethodError(f"{model.name} returned NaN/Inf scores for this clip",
+                                  hint="The weights are probably broken; re-export the checkpoint.")
+            out.append(logits.float().softmax(dim=1).cpu())
+    return torch.cat(out)
 
 
 def predict(model: LoadedModel, clip: Clip, top: int = 5) -> list[Prediction]:

@@ -1,0 +1,213 @@
+"""One registry and one parameter mechanism for methods, metrics and models.
+
+Everything a user picks by name — an attribution method, a metric, a model — lives in a
+:class:`Registry`: registered by a decorator (or a call), looked up with a clear error
+naming the known entries, listed in registration order. The families fill their
+registries by importing their modules (``xai_core.methods``, ``xai_core.metrics``,
+``xai_core.models``), so nothing here imports them back.
+
+Methods and metrics share :class:`Configurable`: their parameters are declared as
+:class:`Param` class attributes, validated once on construction, and make up the cache
+key and the ``repr`` (the pattern of zennit's rules and Quantus' metrics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .errors import ParameterError
+
+__all__ = ["Configurable", "Param", "Registry", "parse_spec", "format_spec"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter: default, type, range and one line of help (drives CLI and UI)."""
+
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+
+    def validate(self, name: str, value: Any) -> Any:
+        """``value`` converted to the default's type and checked against range and choices."""
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                if not isinstance(value, bool):
+                    value = str(value).lower() in ("1", "true", "yes")
+            elif kind is tuple:
+                # elements take the type of the default's (ints, or floats such as areas)
+                elem = type(self.default[0]) if self.default else int
+                if isinstance(value, str):
+                    value = [v for v in value.replace(",", " ").split() if v]
+                value = tuple(elem(v) for v in value)
+            elif self.default is not None:
+                value = kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from exc
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(
+                f"parameter {name!r} must be one of {list(self.choices)}, got {value!r}")
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if self.low is not None and v < self.low:
+                    raise ParameterError(f"parameter {name!r} must be ≥ {self.low}, got {v}")
+                if self.high is not None and v > self.high:
+                    raise ParameterError(f"parameter {name!r} must be ≤ {self.high}, got {v}")
+        return value
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+class Configurable:
+    """Base of everything with a ``name`` and validated :class:`Param` parameters.
+
+    Subclasses set ``name``, ``kind`` (the word used in messages: "method", "metric")
+    and ``params``; ``self.config`` holds the validated values.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "component"
+    params: ClassVar[dict[str, Param]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise ParameterError(
+                f"{self.kind} {self.name!r} has no parameter(s) {sorted(unknown)}",
+                hint=f"Its parameters are: {sorted(self.params) or 'none'}.",
+            )
+        self.config: dict[str, Any] = {
+            k: p.validate(k, params.get(k, p.default)) for k, p in self.params.items()
+        }
+
+    def key(self) -> dict[str, Any]:
+        """Everything the output depends on besides its inputs (cache and resume keys)."""
+        return {self.kind: self.name,
+                **{k: _jsonable(v) for k, v in sorted(self.config.items())}}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
+
+
+class Registry(Generic[T]):
+    """Entries by name; ``load`` imports the modules that register them, on first use.
+
+    Parameters
+    ----------
+    kind
+        What the entries are ("method", "metric", "model"), for messages.
+    load
+        Called once before the first lookup (imports the family's modules). Importing on
+        first use rather than at import time keeps the bases free of cycles with their
+        families.
+    """
+
+    def __init__(self, kind: str, load: Callable[[], None] | None = None) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self._load = load
+        self._loaded = load is None
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            try:
+                self._load()  # type: ignore[misc]
+            except BaseException:
+                self._loaded = False
+                raise
+
+    def add(self, name: str, entry: T) -> T:
+        """Register ``entry`` under ``name`` (a later registration replaces an earlier one)."""
+        if not name:
+            raise TypeError(f"a {self.kind} needs a name: {entry!r}")
+        self._entries[name] = entry
+        return entry
+
+    def register(self, cls: T) -> T:
+        """Class decorator: register ``cls`` under its ``name`` attribute."""
+        return self.add(getattr(cls, "name", ""), cls)
+
+    def get(self, name: str) -> T:
+        """The entry named ``name``; a :class:`ParameterError` naming the known ones if none."""
+        self._ensure_loaded()
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise ParameterError(f"unknown {self.kind} {name!r}",
+                                 hint=f"Known {self.kind}s: {', '.join(sorted(self._entries))}."
+                                 ) from None
+
+    def find(self, name: str) -> T | None:
+        """The entry or ``None`` (no error)."""
+        self._ensure_loaded()
+        return self._entries.get(name)
+
+    def names(self) -> list[str]:
+        self._ensure_loaded()
+        return list(self._entries)
+
+    def values(self) -> list[T]:
+        self._ensure_loaded()
+        return list(self._entries.values())
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._entries)
+
+
+# --------------------------------------------------------------------------- NAME:key=value
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"occlusion:window=4,28,28,stride=2,14,14"`` → ``("occlusion", {"window": "4,28,28", ...})``.
+
+    The one syntax for a named thing with parameters, on every command line and in the
+    dashboard's settings: ``NAME`` or ``NAME:key=value,key=value``. A comma-separated
+    part without ``=`` continues the previous value (tuples such as ``window=4,28,28``).
+    Values stay strings; the method or metric validates and converts its own.
+    """
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise ParameterError(f"no name in {spec!r}.", hint="Write NAME or NAME:key=value,key=value.")
+    params: dict[str, str] = {}
+    last: str | None = None
+    for part in rest.split(",") if rest.strip() else []:
+        key, eq, value = part.partition("=")
+        if eq and key.strip():
+            last = key.strip()
+            params[last] = value.strip()
+        elif not eq and last is not None and part.strip():
+            params[last] += "," + part.strip()
+        else:
+            raise ParameterError(f"cannot read {part!r} in {spec!r}.",
+                                 hint="Write NAME:key=value,key=value "
+                                      "(for example integrated-gradients:steps=64).")
+    return name, params
+
+
+def format_spec(name: str, params: dict[str, Any]) -> str:
+    """Inverse of :func:`parse_spec`: ``("ig", {"steps": 64})`` → ``"ig:steps=64"``."""
+    if not params:
+        return name
+    parts = [f"{k}={','.join(map(str, v)) if isinstance(v, (tuple, list)) else v}"
+             for k, v in params.items()]
+    return f"{name}:{','.join(parts)}"
