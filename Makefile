@@ -34,8 +34,9 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(VENV)/bin/ruff check xai_core dashboard tests scripts benchmarks streamlit_app.py
 
+# Each benchmark prints Markdown to paste into benchmarks/RESULTS.md (run on an idle machine).
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 samples: $(STAMP)
 	$(PY) scripts/make_samples.py

@@ -36,7 +36,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard import comparison, display, over_time  # noqa: E402
 from dashboard.samples import sample_clips  # noqa: E402
-from dashboard.state import Settings, widget_key  # noqa: E402
+from dashboard.settings import Settings, widget_key  # noqa: E402
 from xai_core.models.architectures import SmallC3D  # noqa: E402
 from xai_core.models.bundled import WEIGHTS_DIR  # noqa: E402
 from xai_core.synthetic.world import CLASSES, render_clip  # noqa: E402

@@ -41,12 +41,13 @@ from xai_core.decompose import (  # noqa: E402
     freeze_frame_clips,
     selective_relevance,
 )
-from xai_core.engine import explain, predict_probabilities  # noqa: E402
+from xai_core.engine import explain  # noqa: E402
 from xai_core.errors import MethodError  # noqa: E402
 from xai_core.methods.base import get_method  # noqa: E402
 from xai_core.models.architectures import C3D, SmallC3D  # noqa: E402
 from xai_core.models.bundled import WEIGHTS_DIR, small_c3d_spec  # noqa: E402
 from xai_core.models.registry import LoadedModel, get_spec, load_model, wrap_module  # noqa: E402
+from xai_core.predict import class_probabilities  # noqa: E402
 from xai_core.synthetic.world import render_clip  # noqa: E402
 from xai_core.video.preprocess import preprocess  # noqa: E402
 
@@ -114,7 +115,7 @@ def clip_for(model: LoadedModel, seed: int = 9100) -> torch.Tensor:
 
 def bench_methods(model: LoadedModel, x: torch.Tensor, names: list[str], repeats: int
                   ) -> list[dict]:
-    target = int(predict_probabilities(model, x)[0].argmax())
+    target = int(class_probabilities(model, x)[0].argmax())
     rows = []
     for name in names:
         method = get_method(name, **METHODS[name])
@@ -126,7 +127,7 @@ def bench_methods(model: LoadedModel, x: torch.Tensor, names: list[str], repeats
         reps = 1 if method.cost_passes() > 4 or name in MANY_PASSES else repeats
         # a forward timed right before, so that a shared machine's drifting load
         # affects both sides of the ratio alike
-        forward = median_time(lambda: predict_probabilities(model, x), repeats)
+        forward = median_time(lambda: class_probabilities(model, x), repeats)
         t = median_time(lambda m=method: m.attribute(model, x, target), reps)
         full = method.attribute(model, x, target).relevance[0]
         sel = median_time(lambda f=full: selective_relevance(f, 4.0), 20, warmup=2)
@@ -139,7 +140,7 @@ def bench_methods(model: LoadedModel, x: torch.Tensor, names: list[str], repeats
 
 def bench_decomposition(model: LoadedModel, x: torch.Tensor, name: str) -> dict:
     method = get_method(name, **METHODS[name])
-    target = int(predict_probabilities(model, x)[0].argmax())
+    target = int(class_probabilities(model, x)[0].argmax())
     full = method.attribute(model, x, target).relevance[0]
     t_frames = x.shape[2]
 
@@ -167,7 +168,7 @@ def bench_decomposition(model: LoadedModel, x: torch.Tensor, name: str) -> dict:
 
 
 def bench_explain(model: LoadedModel, x: torch.Tensor, name: str, repeats: int) -> dict:
-    forward = median_time(lambda: predict_probabilities(model, x), repeats)
+    forward = median_time(lambda: class_probabilities(model, x), repeats)
     t = median_time(lambda: explain(model, x, name, cache=None), 1)
     return {"method": name, "seconds": t, "ratio": t / forward, "forward": forward}
 
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, model, label in models:
         print(f"{label}", file=sys.stderr, flush=True)
         x = clip_for(model)
-        forward = median_time(lambda m=model, c=x: predict_probabilities(m, c), args.repeats)
+        forward = median_time(lambda m=model, c=x: class_probabilities(m, c), args.repeats)
         names = [n for n in METHODS if kind == "small" or n not in MANY_PASSES]
         rows = bench_methods(model, x, names, args.repeats)
         decomp = [bench_decomposition(model, x, n) for n in DECOMPOSE[kind]]

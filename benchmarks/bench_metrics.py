@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xai_core import explain  # noqa: E402
-from xai_core.evaluate import clip_masks, evidence, synthetic_items  # noqa: E402
+from xai_core.evaluation import clip_masks, evidence, synthetic_items  # noqa: E402
 from xai_core.metrics import get_metric  # noqa: E402
 from xai_core.models.architectures import SmallC3D  # noqa: E402
 from xai_core.models.bundled import small_c3d_spec  # noqa: E402

@@ -38,13 +38,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from xai_core.baselines import baseline_clip  # noqa: E402
 from xai_core.methods import get_method  # noqa: E402
 from xai_core.methods.perturbation import (  # noqa: E402
     ExtremalPerturbation,
     extremal_perturbation,
     saliency_from_masks,
 )
-from xai_core.metrics.causal import auc, baseline_clip, perturbation_curve, random_map  # noqa: E402
+from xai_core.metrics.causal import auc, perturbation_curve, random_map  # noqa: E402
 from xai_core.models.architectures import C3D  # noqa: E402
 from xai_core.models.bundled import WEIGHTS_DIR, small_c3d_spec  # noqa: E402
 from xai_core.models.registry import LoadedModel, get_spec, load_model, wrap_module  # noqa: E402
@@ -82,7 +83,7 @@ def log(msg: str) -> None:
 
 
 def insertion_auc(model: LoadedModel, x: torch.Tensor, target: int, rel: np.ndarray) -> float:
-    start = baseline_clip(x, model, "blur", 10.0)
+    start = baseline_clip(model, x, "blur", 10.0)
     return auc(perturbation_curve(model, x, target, rel, start, x, steps=32, grid=(16, 16)))
 
 

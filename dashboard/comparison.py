@@ -9,7 +9,7 @@ from xai_core import render
 from xai_core.results import Explanation
 
 from .display import KINDS, NORMALISATION_LABELS, TITLES, Scales, panel
-from .state import Settings
+from .settings import Settings
 
 #: Cells are drawn smaller than the side-by-side panels: the grid is stretched to the
 #: page width anyway, and encoding a picture twice the size costs twice the time.

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import streamlit as st
 
 from xai_core import render
 from xai_core.results import Explanation
 
-from .state import Settings
+from .settings import Settings
 
 #: Map kinds of a decomposed explanation, in display order.
 KINDS: tuple[str, ...] = ("full", "spatial", "temporal", "selective")
@@ -32,6 +33,19 @@ NORMALISATION_LABELS = {
     "per-clip": "per clip",
     "shared": "shared across methods",
 }
+
+#: How the panels of one method share a colour scale (session key ``s_scale_scope``):
+#: one scale for full, spatial and temporal (the default: evidence 60× weaker looks 60×
+#: weaker), or each panel its own (shows the pattern of a weak map).
+SCALE_SCOPES = {"method": "same scale in all panels", "panel": "each panel its own scale"}
+
+#: What gets full colour (session key ``s_scale_statistic``): see
+#: :data:`xai_core.render.SCALE_STATISTICS`. A high percentile of the non-zero |R| by
+#: default, so that a few extreme voxels do not leave a gradient map almost invisible.
+STATISTIC_LABELS = {"p99.5": "99.5th percentile of |R| (robust)", "max": "largest |R|",
+                    "p99": "99th percentile of |R|", "p95": "95th percentile of |R|"}
+
+DEFAULT_SCOPE, DEFAULT_STATISTIC = "method", "p99.5"
 
 #: Zoom of the 112-pixel model input for display.
 ZOOM = 2.0
@@ -56,6 +70,13 @@ NOT_SPLIT = ("Not computed: full relevance only for this method (the spatial / t
              "split is off in Decomposition options, it costs one explanation per frame).")
 
 
+def shown_method(expl: Explanation, settings: Settings) -> str:
+    """The method the frame views feature: the sidebar's choice when the explanation has
+    it (a method still computing or waiting for Start is not shown yet), else the first."""
+    chosen = settings.shown_method
+    return chosen if chosen in expl.methods else next(iter(expl.methods))
+
+
 def maps_of(expl: Explanation, method: str) -> dict[str, np.ndarray]:
     """The (T, H, W) maps of one method that exist (no spatial / temporal if not split)."""
     return expl[method].maps()
@@ -65,20 +86,50 @@ def has_map(expl: Explanation, method: str, kind: str) -> bool:
     return kind in maps_of(expl, method)
 
 
-def scales_for(expl: Explanation, settings: Settings) -> Scales:
+def scale_options(settings: Settings | None = None) -> tuple[str, str]:
+    """``(scope, statistic)`` of the colour scale: from the settings when they have the
+    fields (``scale_scope``, ``scale_statistic``), else from the Display widgets."""
+    values = []
+    for name, default, choices in (("scale_scope", DEFAULT_SCOPE, SCALE_SCOPES),
+                                   ("scale_statistic", DEFAULT_STATISTIC, STATISTIC_LABELS)):
+        value = getattr(settings, name, None)
+        if value is None:
+            try:
+                value = st.session_state.get(f"s_{name}", default)
+            except Exception:  # noqa: BLE001 - no Streamlit session (scripts, tests)
+                value = default
+        values.append(value if value in choices else default)
+    return values[0], values[1]
+
+
+def scales_for(expl: Explanation, settings: Settings, scope: str | None = None,
+               statistic: str | None = None) -> Scales:
     """Display scale, one per frame, of every (method, kind) under the chosen normalisation.
 
-    ``"shared"`` takes one scale for every map of every method, so colours compare
-    across methods (meaningful when the methods share units, e.g. LRP variants).
+    ``scope`` ``"method"`` gives full, spatial, temporal and selective of a method ONE
+    scale (per frame or per clip), so the panels compare by eye; ``"panel"`` each its own.
+    ``"shared"`` normalisation takes one scale for every map of every method, so colours
+    compare across methods (meaningful when the methods share units, e.g. LRP variants).
+    ``statistic`` is what gets full colour (:data:`STATISTIC_LABELS`). Defaults:
+    :func:`scale_options`.
     """
+    default_scope, default_statistic = scale_options(settings)
+    scope, statistic = scope or default_scope, statistic or default_statistic
     mode = settings.normalisation
     ref = None
     if mode == "shared":
-        ref = render.max_abs(*(m for name in expl.methods for m in maps_of(expl, name).values()))
+        ref = render.abs_statistic(np.concatenate(
+            [m.ravel() for name in expl.methods for m in maps_of(expl, name).values()]),
+            statistic)
     out: Scales = {}
     for name in expl.methods:
-        for kind, maps in maps_of(expl, name).items():
-            out[(name, kind)] = render.scale_of(maps, mode, ref)
+        maps = maps_of(expl, name)
+        if scope == "method":
+            joint = render.joint_scale(list(maps.values()), mode, ref, statistic)
+            out.update({(name, kind): joint for kind in maps})
+            continue
+        for kind, m in maps.items():
+            out[(name, kind)] = render.scale_of(m, mode, ref, statistic)
     return out
 
 
@@ -91,7 +142,7 @@ def units(expl: Explanation, method: str) -> str:
 
 def shown_kind(settings: Settings) -> str:
     """The motion panel shows the selective map when the toggle is on."""
-    return "selective" if settings.selective else "temporal"
+    return "selective" if settings.show_selective else "temporal"
 
 
 def panel(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
@@ -118,20 +169,65 @@ def frame_image(expl: Explanation, t: int) -> np.ndarray:
     return render.enlarge(expl.frames[t], ZOOM)
 
 
+#: Height of a colour bar with its two-line legend (:func:`scale_legend`).
+BAR_HEIGHT = 72
+
+
 def colour_bar(expl: Explanation, method: str, kind: str, t: int, settings: Settings,
                scales: Scales, width: int = 224) -> np.ndarray:
     if (method, kind) not in scales:
-        return np.full((56, width, 3), 255, np.uint8)
+        return np.full((BAR_HEIGHT, width, 3), 255, np.uint8)
     return render.colour_bar(settings.cmap, float(scales[(method, kind)][t]), width=width,
-                             height=56, label=scale_label(settings), gamma=settings.gamma)
+                             height=BAR_HEIGHT, label=scale_legend(settings),
+                             gamma=settings.gamma)
 
 
 def scale_label(settings: Settings) -> str:
-    """Colour-bar caption: the normalisation, and the contrast when it is not linear."""
-    text = f"scaled {NORMALISATION_LABELS[settings.normalisation]}"
+    """One-line colour-bar caption: the normalisation, whether the panels of a method share
+    the scale, and the contrast when it is not linear."""
+    scope, _ = scale_options(settings)
+    text = NORMALISATION_LABELS[settings.normalisation]
+    if settings.normalisation != "shared":
+        text += ", same in all panels" if scope == "method" else ", own per panel"
     # the colour bar is drawn with a basic font: write "gamma", not the Greek letter
-    return text if settings.gamma == 1.0 else f"{text}, contrast gamma {settings.gamma:g}"
+    return text if settings.gamma == 1.0 else f"{text}, gamma {settings.gamma:g}"
+
+
+def scale_legend(settings: Settings) -> str:
+    """Two-line colour-bar legend: which scale (per clip / frame / shared; one for all
+    panels of the method or one per panel), and what gets full colour."""
+    scope, statistic = scale_options(settings)
+    first = NORMALISATION_LABELS[settings.normalisation]
+    if settings.normalisation != "shared":
+        first += " · " + ("same scale, all panels" if scope == "method" else "this panel only")
+    second = f"full colour at {render.statistic_label(statistic)}"
+    if settings.gamma != 1.0:
+        second += f", gamma {settings.gamma:g}"
+    return f"{first}\n{second}"
+
+
+def scale_sentence(settings: Settings) -> str:
+    """The colour scale in words, for captions under the views."""
+    scope, statistic = scale_options(settings)
+    if settings.normalisation == "shared":
+        where = "one scale for every panel of every method"
+    elif scope == "method":
+        where = (f"one scale {NORMALISATION_LABELS[settings.normalisation]} for the full, "
+                 "spatial and temporal panels of a method, so they compare by eye")
+    else:
+        where = (f"each panel scaled on its own, {NORMALISATION_LABELS[settings.normalisation]} "
+                 "(a weak map looks as strong as a strong one)")
+    return (f"Colours: {where}; full colour at the {STATISTIC_LABELS[statistic]}"
+            + ("; larger values are drawn at full colour." if statistic != "max" else "."))
 
 
 def percent(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"
+
+
+def probability(p: float) -> str:
+    """A class probability in words: ``93%``, ``0.3%``, ``<0.1%`` — never a false ``0%``."""
+    p = float(p)
+    if p >= 0.01:
+        return f"{p:.0%}"
+    return f"{p:.1%}" if p >= 0.001 else "<0.1%"

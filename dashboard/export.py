@@ -1,4 +1,6 @@
-"""Export: the result arrays, the current view as PNG, an overlay video, the settings.
+"""Export: the result arrays, the current view as PNG, an overlay video, the settings; for
+demos a side-by-side movie and a one-page HTML report (both built by ``xai_core.render``);
+and the link to this view.
 
 Files are produced only when their button is clicked (Streamlit calls the ``data``
 function then), so scrubbing never pays for encoding.
@@ -7,6 +9,7 @@ function then), so scrubbing never pays for encoding.
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -15,6 +18,8 @@ import numpy as np
 import streamlit as st
 
 from xai_core import render
+from xai_core.render.movie import Display, write_side_by_side
+from xai_core.render.report_page import report_html
 from xai_core.results import Explanation
 
 from .display import (
@@ -27,7 +32,9 @@ from .display import (
     scale_label,
     shown_kind,
 )
-from .state import Settings
+from .link import render_link
+from .settings import Settings
+from .verdict import current, truth_of
 
 
 def npz_zip(expl: Explanation) -> bytes:
@@ -71,6 +78,29 @@ def overlay_mp4(expl: Explanation, settings: Settings, scales: Scales) -> bytes:
         return path.read_bytes()
 
 
+def display_of(settings: Settings) -> Display:
+    """The sidebar's display choices, as ``xai_core.render`` takes them."""
+    return Display(cmap=settings.cmap, normalisation=settings.normalisation,
+                   panel=settings.panel, alpha=settings.alpha, gamma=settings.gamma,
+                   desaturate=desaturation(settings), motion=shown_kind(settings))
+
+
+def side_by_side_mp4(expl: Explanation, settings: Settings) -> bytes:
+    """The side-by-side movie (frame | full | spatial | motion, a row per method)."""
+    with tempfile.TemporaryDirectory(prefix="xai-export-") as tmp:
+        return write_side_by_side(Path(tmp) / "side_by_side.mp4", expl, list(expl.methods),
+                                  display_of(settings)).read_bytes()
+
+
+def report_page(expl: Explanation, settings: Settings) -> bytes:
+    """The one-page HTML report (verdict, key frames, per-frame plot, settings, versions)."""
+    method = settings.shown_method if settings.shown_method in expl.methods else None
+    page = report_html(expl, truth=truth_of(settings), method=method,
+                       display=display_of(settings), settings=json.loads(settings.to_json()),
+                       the_verdict=current(expl, settings))
+    return page.encode("utf-8")
+
+
 def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -> None:
     stem = f"{expl.model}-{Path(expl.clip.source).stem}-{expl.target_name}".replace(" ", "_")
     cols = st.columns(4)
@@ -87,3 +117,16 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -
     cols[3].download_button("Settings (JSON)", settings.to_json(), file_name=f"{stem}.json",
                             mime="application/json", on_click="ignore",
                             help="All that reproduces this view; load it in the sidebar.")
+    demo = st.columns(4)
+    demo[0].download_button("Side-by-side video (mp4)", lambda: side_by_side_mp4(expl, settings),
+                            file_name=f"{stem}-side_by_side.mp4", mime="video/mp4",
+                            on_click="ignore",
+                            help="Every frame with full, spatial and motion relevance, a row "
+                                 "per method, colour bars and a frame counter (H.264).")
+    demo[1].download_button("Report (HTML)", lambda: report_page(expl, settings),
+                            file_name=f"{stem}-report.html", mime="text/html",
+                            on_click="ignore",
+                            help="One self-contained page for stakeholders: the verdict, the "
+                                 "four views at the key frames, relevance per frame, settings "
+                                 "and versions. Opens offline.")
+    render_link(settings)

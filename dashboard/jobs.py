@@ -13,6 +13,10 @@ its inputs and run by one worker thread shared by all browser sessions:
   resumes waiting on the next run;
 * finished results are kept (a small LRU) so switching back to earlier settings is
   instant.
+
+A job's progress is the core's :class:`~xai_core.progress.ProgressEvent`: its fraction
+is the event's own (weighted by the cost of each stage when the sender knows it), and
+its words are the event's label. Nothing here knows the stages of a computation.
 """
 
 from __future__ import annotations
@@ -24,10 +28,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-log = logging.getLogger(__name__)
+from xai_core.progress import Progress, ProgressEvent
 
-#: progress(stage, done, total), the engine's signature.
-Progress = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 
 class JobCancelled(Exception):
@@ -35,41 +38,24 @@ class JobCancelled(Exception):
 
 
 class Job:
-    """One computation: status, current stage and progress, result or error.
+    """One computation: status, the last progress event, result or error."""
 
-    ``stages`` (optional) lists the stage names in order, so that :attr:`fraction` can
-    say how far the whole job is; unknown stages count as the last known one.
-    """
-
-    def __init__(self, key: str, label: str, stages: list[str] | None = None) -> None:
+    def __init__(self, key: str, label: str) -> None:
         self.key = key
         self.label = label
-        self.stages = list(stages or [])
         self.status = "queued"  # queued | running | done | failed | cancelled
-        self.stage = "waiting for other computations"
-        self.done = 0
-        self.total = 0
+        self.event: ProgressEvent | None = None
         self.result: Any = None
         self.error: BaseException | None = None
         self._cancel = threading.Event()
         self._finished = threading.Event()
-        self._stage_index = 0
 
     # ---------------------------------------------------------------- worker side
-    def progress(self, stage: str, done: int, total: int) -> None:
+    def progress(self, event: ProgressEvent) -> None:
         """The callback handed to the computation; raises :class:`JobCancelled` on cancel."""
         if self._cancel.is_set():
             raise JobCancelled(self.key)
-        self.stage, self.done, self.total = stage, int(done), int(total)
-        if stage in self.stages:
-            self._stage_index = max(self._stage_index, self.stages.index(stage))
-        elif stage.endswith(": cached"):
-            # a cached method jumps to the end of that method's stages
-            prefix = stage[: -len("cached")]
-            idx = [i for i, s in enumerate(self.stages) if s.startswith(prefix)]
-            if idx:
-                self._stage_index = max(self._stage_index, idx[-1])
-                self.done = self.total = 1
+        self.event = event
 
     def _run(self, fn: Callable[[Progress], Any]) -> None:
         if self._cancel.is_set():
@@ -96,18 +82,15 @@ class Job:
 
     @property
     def fraction(self) -> float:
-        """0..1 over all stages (by stage position, then steps within the stage)."""
+        """0..1 of the whole job: the events' fraction (cost-weighted by the engine)."""
         if self.status == "done":
             return 1.0
-        if not self.stages:
-            return self.done / self.total if self.total else 0.0
-        within = self.done / self.total if self.total else 0.0
-        return min(1.0, (self._stage_index + within) / len(self.stages))
+        return 0.0 if self.event is None else self.event.fraction
 
     def describe(self) -> str:
-        """One line for the progress bar: stage, steps and percent."""
-        steps = f" {self.done}/{self.total}" if self.total > 1 else ""
-        return f"{self.label} — {self.stage}{steps} ({self.fraction:.0%})"
+        """One line for the progress bar: what runs now and the percent done."""
+        what = "waiting for other computations" if self.event is None else self.event.label()
+        return f"{self.label} — {what} ({self.fraction:.0%})"
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -125,15 +108,15 @@ class JobRunner:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._keep = keep
 
-    def submit(self, key: str, fn: Callable[[Progress], Any], *, label: str = "computing",
-               stages: list[str] | None = None) -> Job:
+    def submit(self, key: str, fn: Callable[[Progress], Any], *, label: str = "computing"
+               ) -> Job:
         """The job for ``key``: the running or finished one, else a new one queued."""
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.status in ("queued", "running", "done"):
                 self._jobs.move_to_end(key)
                 return job
-            job = Job(key, label, stages)
+            job = Job(key, label)
             self._jobs[key] = job
             self._trim()
         self._pool.submit(job._run, fn)

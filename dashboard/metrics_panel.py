@@ -1,25 +1,24 @@
 """View 6 — metrics: how good are the explanations of this clip? Computed on demand.
 
-Scores come from :func:`xai_core.evaluate.evaluate_clip` (through the result cache), run by
-the shared job runner so that a slow metric shows progress and is never started twice.
+Scores come from :func:`xai_core.evaluation.evaluate_clip` (through the result cache), run
+by the shared job runner (:func:`dashboard.compute.run_job`) so that a slow metric shows
+progress and is never started twice. The job's key is the key the scores are cached under.
 """
 
 from __future__ import annotations
-
-import hashlib
-import json
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from xai_core.evaluate import ClipScores, evaluate_clip
+from xai_core.cache import DEFAULT_CACHE, resolve_cache
+from xai_core.evaluation import ClipScores, evaluate_clip, resolve_metrics
+from xai_core.hashing import array_hash
 from xai_core.metrics import list_metrics
-from xai_core.models.registry import LoadedModel
+from xai_core.request import ExplainRequest, metrics_key
 from xai_core.results import Explanation
-from xai_core.video.clip import Clip
 
-from .state import job_runner
+from .compute import job_runner, run_job
 
 #: Metrics ticked by default: cheap, no extra model passes.
 DEFAULT_METRICS = ("motion_precision", "selectivity", "agreement", "motion_share",
@@ -43,7 +42,16 @@ def curves_figure(scores: ClipScores) -> go.Figure | None:
     return fig
 
 
-def render_view(expl: Explanation, exp_key: str, model: LoadedModel, clip: Clip,
+def scores_key(expl: Explanation, names: list[str], masks: dict[str, np.ndarray] | None,
+               seed: int = 0) -> str:
+    """The key ``evaluate_clip`` stores these scores under
+    (:func:`xai_core.request.metrics_key`), used as the job's key too."""
+    metric_keys = [m.key() for m in resolve_metrics(names)]
+    mask_hashes = {k: array_hash(v) for k, v in sorted((masks or {}).items())}
+    return metrics_key(resolve_cache(DEFAULT_CACHE), expl, metric_keys, seed, mask_hashes)
+
+
+def render_view(expl: Explanation, request: ExplainRequest,
                 masks: dict[str, np.ndarray] | None) -> None:
     metrics = {cls.name: cls for cls in list_metrics()}
     names = st.multiselect(
@@ -53,21 +61,15 @@ def render_view(expl: Explanation, exp_key: str, model: LoadedModel, clip: Clip,
                        for n, c in metrics.items())
         + "\n\nInsertion/deletion, the saliency metric and model randomisation run the model "
           "many times: expect tens of seconds or more.")
-    key = hashlib.sha256(json.dumps([exp_key, sorted(names), masks is not None]).encode()
-                         ).hexdigest()
+    key = scores_key(expl, names, masks)
     runner = job_runner()
     job = runner.get(key)
     clicked = st.button("Compute metrics", key="compute_metrics", disabled=not names,
                         type="primary")
     if clicked or (job is not None and not job.finished):
-        job = runner.submit(
-            key, lambda progress: evaluate_clip(model, clip, expl, names, masks, progress),
-            label="Metrics", stages=list(names))
-        slot = st.empty()
-        bar = slot.progress(job.fraction, text=job.describe())
-        while not job.wait(0.2):
-            bar.progress(job.fraction, text=job.describe())
-        slot.empty()
+        job = run_job(key, lambda progress: evaluate_clip(
+            request.model, request.x, expl, names, masks, progress),
+            label="Metrics", cancel="cancel_metrics")
     if job is None or not job.finished:
         st.caption("Metrics are computed when you ask: pick them and press the button. "
                    + ("Ground-truth masks of this sample clip are used." if masks else

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -10,7 +12,7 @@ from xai_core import render
 from xai_core.results import Explanation
 
 from .display import NOT_SPLIT, maps_of, token, units
-from .state import widget_key
+from .settings import widget_key
 
 PLOT_KEY = "over_time_plot"
 
@@ -60,21 +62,23 @@ def mark_frame(fig: go.Figure, t: int) -> go.Figure:
     return fig
 
 
-def _seek() -> None:
-    """Move the scrubber to the clicked frame (runs before the rerun)."""
-    state = st.session_state.get(PLOT_KEY)
+def _seek(plot_key: str = PLOT_KEY) -> None:
+    """Move the server's frame to the clicked one (runs before the rerun); the frame
+    player follows it (:func:`dashboard.player.seek_request`)."""
+    state = st.session_state.get(plot_key)
     points = (state or {}).get("selection", {}).get("points", [])
     if points:
         st.session_state[widget_key("frame")] = int(round(points[0]["x"]))
 
 
-def render_view(expl: Explanation, method: str, t: int) -> None:
+def render_view(expl: Explanation, method: str, t: int, plot_key: str = PLOT_KEY) -> None:
     memo = st.session_state.setdefault("_plot_memo", {})
     key = (token(expl), method)
     if key not in memo:
-        memo.clear()  # one explanation at a time: the figure of the current one
+        while len(memo) >= 4:  # the figures of the explanations on the page (two models)
+            memo.pop(next(iter(memo)))
         memo[key] = figure(expl, method, t)
-    st.plotly_chart(mark_frame(memo[key], t), key=PLOT_KEY, on_select=_seek,
+    st.plotly_chart(mark_frame(memo[key], t), key=plot_key, on_select=partial(_seek, plot_key),
                     selection_mode="points", width="stretch", config={"displaylogo": False})
     if expl[method].decomposed:
         st.caption("Total positive (solid) and negative (dotted) relevance in each frame of the "

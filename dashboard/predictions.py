@@ -8,15 +8,15 @@ import streamlit as st
 
 from xai_core.results import Explanation
 
-from .display import NOT_SPLIT, percent, token
+from .display import NOT_SPLIT, percent, probability, token
 
 
 def top5_figure(expl: Explanation) -> go.Figure:
     top = expl.top5[::-1]
     colours = ["#d62728" if i == expl.target else "#7f7f7f" for i, _, _ in top]
     fig = go.Figure(go.Bar(x=[p for _, _, p in top], y=[n for _, n, _ in top], orientation="h",
-                           marker_color=colours, text=[f"{p:.1%}" for _, _, p in top],
-                           textposition="auto", hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+                           marker_color=colours, text=[probability(p) for _, _, p in top],
+                           textposition="auto", hovertemplate="%{y}: %{text}<extra></extra>"))
     fig.update_layout(template="none", height=230, margin={"l": 110, "r": 10, "t": 10, "b": 40},
                       xaxis={"range": [0, 1], "tickformat": ".0%", "title": "probability"})
     return fig
@@ -37,7 +37,8 @@ def freeze_frame_figure(expl: Explanation) -> go.Figure:
         z=z, x=np.arange(t), y=[expl.class_names[i] for i in classes], text=text,
         texttemplate="%{text}", textfont={"size": 9}, colorscale="Blues", zmin=0, zmax=1,
         colorbar={"title": {"text": "p"}, "tickformat": ".0%"},
-        hovertemplate="frame %{x}<br>%{y}: %{z:.1%}<extra></extra>"))
+        customdata=np.vectorize(probability, otypes=[object])(z),
+        hovertemplate="frame %{x}<br>%{y}: %{customdata}<extra></extra>"))
     fig.add_trace(go.Scatter(
         x=np.arange(t), y=[expl.class_names[i] for i in expl.freeze_frame_top],
         mode="markers", marker={"symbol": "circle-open", "color": "#d62728", "size": 16,
@@ -56,17 +57,20 @@ def _figures(expl: Explanation) -> tuple[go.Figure, go.Figure]:
     memo = st.session_state.setdefault("_prediction_memo", {})
     key = token(expl)
     if key not in memo:
-        memo.clear()
+        while len(memo) >= 4:  # the explanations on the page (two models)
+            memo.pop(next(iter(memo)))
         memo[key] = (top5_figure(expl), freeze_frame_figure(expl))
     return memo[key]
 
 
-def render_view(expl: Explanation) -> None:
+def render_view(expl: Explanation, prefix: str = "") -> None:
+    """Top-5, motion shares and freeze-frame predictions; ``prefix`` keys the widgets of a
+    second model's copy of this view."""
     top5, freeze = _figures(expl)
     left, right = st.columns([2, 3])
     with left:
         st.markdown("**Top-5 classes of the clip**")
-        st.plotly_chart(top5, key="top5_plot", width="stretch",
+        st.plotly_chart(top5, key=f"{prefix}top5_plot", width="stretch",
                         config={"displaylogo": False})
         cols = st.columns(len(expl.methods))
         for col, (name, result) in zip(cols, expl.methods.items(), strict=True):
@@ -83,7 +87,7 @@ def render_view(expl: Explanation) -> None:
                             f"{selective}.")
     with right:
         st.markdown("**What each frame alone predicts** (freeze-frame clips)")
-        st.plotly_chart(freeze, key="freeze_plot", width="stretch",
+        st.plotly_chart(freeze, key=f"{prefix}freeze_plot", width="stretch",
                         config={"displaylogo": False})
         agree = np.mean(np.array(expl.freeze_frame_top) == expl.predicted)
         st.caption("Each column is one frame repeated over the whole clip, so the model sees its "

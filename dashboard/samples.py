@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xai_core.errors import VideoError
+from xai_core.evaluation import clip_masks
+from xai_core.models.spec import InputSpec
 from xai_core.synthetic.samples import SAMPLES_DIR, list_samples, load_masks
 
 _KIND_NOTES = {
@@ -52,25 +55,46 @@ def _catalogue(stamp: int) -> tuple[SampleClip, ...]:
     return tuple(out)
 
 
-def sample_masks(name: str, indices: Sequence[int], shape: tuple[int, int]
+def sample_masks(name: str, indices: Sequence[int], grid: tuple[int, int] | InputSpec
                  ) -> dict[str, np.ndarray] | None:
-    """Ground-truth masks of a sample for the clip's frames, or None if they do not line up.
+    """Ground-truth masks of a sample on the clip's grid, or None if they do not line up.
 
     The masks cover the whole video at its own resolution; the clip's frames are picked
-    by their video indices. When the model crops or resizes the video (other input
-    size), the masks would not match the maps and None is returned.
+    by their video indices and the masks resized and cropped as the frames were
+    (:func:`xai_core.evaluation.clip_masks`).
+
+    Parameters
+    ----------
+    name
+        The sample's name.
+    indices
+        Video frame index of every clip frame (``Clip.indices``).
+    grid
+        The model's input spec (``Clip.input_spec``): masks at any resolution are brought
+        onto it. Or the clip's (H, W): then masks at another resolution (a model that
+        resizes the video) give None.
+
+    Returns
+    -------
+    dict or None
+        ``actor`` and ``context``, bool (T, H, W); None when they do not fit the clip.
     """
     masks = _masks(name, SAMPLES_DIR / "manifest.json")
-    out = {}
-    for key, m in masks.items():
-        if m.shape[1:3] != tuple(shape) or max(indices) >= m.shape[0]:
-            return None
-        out[key] = m[list(indices)]
-    return out
+    if isinstance(grid, InputSpec):
+        spec = grid
+    elif any(m.shape[1:3] != tuple(grid) for m in masks.values()):
+        return None
+    else:
+        spec = InputSpec(num_frames=len(indices), height=grid[0], width=grid[1])
+    try:
+        return clip_masks(masks, indices, spec)
+    except VideoError:  # the clip uses frames the masks do not cover
+        return None
 
 
 @lru_cache(maxsize=8)
 def _masks(name: str, _manifest: Path) -> dict[str, np.ndarray]:
+    """A sample's masks, read once per name (``_manifest`` only keys the cache)."""
     masks = load_masks(name)
     for m in masks.values():
         m.setflags(write=False)  # shared between sessions: read only

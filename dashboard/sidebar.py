@@ -1,45 +1,58 @@
 """The sidebar: model, clip, target, methods, decomposition options and display choices.
 
-Every widget stores its value under :func:`~dashboard.state.widget_key` so that
-:class:`~dashboard.state.Settings` can be read from, saved from and loaded into them.
-The sections are drawn by the page in order, because each needs what the one before it
-resolved (the clip length comes from the model, the top-5 from the explanation).
+Every widget stores its value under :func:`~dashboard.settings.widget_key` so that
+:class:`~dashboard.settings.Settings` can be read from, saved from and loaded into them.
+The sections are drawn by the page in order, each from what is known before anything is
+loaded (the clip length comes from the model's spec), except the class to explain, which
+needs the explanation's top-5.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from xai_core import render
+from xai_core.decompose import DEFAULT_OPTIONS, SLICES, SOBEL_BORDERS
 from xai_core.decompose import NORMALISATIONS as DECOMP_NORMALISATIONS
-from xai_core.decompose import SLICES, SOBEL_BORDERS
 from xai_core.errors import ParameterError, VideoError, XaiError
+from xai_core.hashing import json_hash
 from xai_core.methods.base import list_methods
 from xai_core.models.registry import LoadedModel, get_spec
+from xai_core.models.spec import InputSpec
+from xai_core.request import model_identity
 from xai_core.results import Explanation
+from xai_core.selective import SELECTIVE_VARIANTS, selective_variants
+from xai_core.video.clip import Clip
 from xai_core.video.read import VideoInfo, probe
 
 from . import samples
-from .display import NORMALISATION_LABELS
-from .state import (
-    DEFAULT_METHODS,
+from .display import NORMALISATION_LABELS, probability
+from .resources import (
     MAX_CHECKPOINT_MB,
     MAX_VIDEO_MB,
     MODELS_DIR_ENV,
     VIDEO_TYPES,
-    Settings,
     architectures,
     bundled_model_names,
     folder_files,
     models_dir,
+    uploads,
+)
+from .settings import (
+    DEFAULT_METHODS,
+    METHOD_PARAMS,
+    SIGMA_SLIDER,
+    TARGET_FOR,
+    WIDGET_RANGES,
+    Settings,
+    checked_params,
     param_key,
     param_widget_value,
     request_settings,
-    uploads,
     widget_key,
 )
 
@@ -77,41 +90,36 @@ def model_inputs() -> None:
                                  "weights_only=True: files that contain code are refused.")
     names = st.file_uploader("Class names (.txt, one per line)", type=["txt"],
                              key="upload_classes")
-    folder_ckpts = folder_files((".pt", ".pth"))
-    folder_names = folder_files((".txt",))
-    if ckpt is not None:
-        uploads().store("checkpoint", ckpt.name, ckpt.getvalue())
-        st.session_state[K("checkpoint")] = f"upload:{ckpt.name}"
-    else:
-        uploads().discard("checkpoint")
-        if folder_ckpts:
-            _default("checkpoint", folder_ckpts[0])
-            if st.session_state[K("checkpoint")] not in folder_ckpts:
-                st.session_state[K("checkpoint")] = folder_ckpts[0]
-            st.selectbox("…or a checkpoint from the models folder", folder_ckpts,
-                         key=K("checkpoint"))
-        else:
-            st.session_state[K("checkpoint")] = None
-    if names is not None:
-        uploads().store("classes", names.name, names.getvalue())
-        st.session_state[K("classes")] = f"upload:{names.name}"
-    else:
-        uploads().discard("classes")
-        if folder_names:
-            options = [None, *folder_names]
-            if st.session_state.get(K("classes")) not in options:
-                st.session_state[K("classes")] = None
-            st.selectbox("…or class names from the models folder", options, key=K("classes"),
-                         format_func=lambda n: "none (classes are numbered)" if n is None else n)
-        else:
-            st.session_state[K("classes")] = None
+    _own_file_input("checkpoint", ckpt, folder_files((".pt", ".pth")),
+                    "…or a checkpoint from the models folder", optional=False)
+    _own_file_input("classes", names, folder_files((".txt",)),
+                    "…or class names from the models folder", optional=True)
     folder = models_dir()
     st.caption(f"Models folder: {folder}" if folder else
                f"Set {MODELS_DIR_ENV} to a folder of checkpoints to pick them here.")
 
 
+def _own_file_input(slot: str, upload: Any, choices: list[str], label: str,
+                    optional: bool) -> None:
+    """The file of ``slot``: the upload when there is one (kept in this session's folder),
+    else one of the models folder's files (``optional``: or none)."""
+    if upload is not None:
+        uploads().store(slot, upload.name, upload.getvalue())
+        st.session_state[K(slot)] = f"upload:{upload.name}"
+        return
+    uploads().discard(slot)
+    if not choices:
+        st.session_state[K(slot)] = None
+        return
+    options = [None, *choices] if optional else list(choices)
+    if st.session_state.get(K(slot)) not in options:
+        st.session_state[K(slot)] = options[0]
+    st.selectbox(label, options, key=K(slot),
+                 format_func=lambda n: "none (classes are numbered)" if n is None else n)
+
+
 # --------------------------------------------------------------------------- clip
-def clip_inputs(model: LoadedModel) -> tuple[Path | None, str | None]:
+def clip_inputs(spec: InputSpec) -> tuple[Path | None, str | None]:
     """Draw the clip choice; return (video path, ground-truth caption) or (None, None)."""
     st.header("Clip")
     catalogue = samples.sample_clips()
@@ -152,7 +160,7 @@ def clip_inputs(model: LoadedModel) -> tuple[Path | None, str | None]:
         path = uploads().store("video", video.name, video.getvalue())
         st.session_state[K("upload")] = video.name
     try:
-        _window_inputs(path, model.input.num_frames)
+        _window_inputs(path, spec.num_frames)
     except XaiError:
         if source == "upload":  # a file that cannot be read is not kept on disk
             uploads().discard("video")
@@ -190,24 +198,60 @@ def _window_inputs(path: Path, clip_len: int) -> None:
 
 
 # --------------------------------------------------------------------------- target
+def settle_target(settings: Settings, model: LoadedModel, clip: Clip, box: Any) -> Settings:
+    """``settings`` with a target valid for this model and clip: a class index in range, or
+    ``None`` (the predicted class).
+
+    A target chosen for another clip or model is not carried over (its class may not
+    even exist here), nor is a value that is not a class index; either is reset to the
+    predicted class, and a caption in ``box`` says so.
+    """
+    target = settings.target
+    here = json_hash([model_identity(model), model.name, clip.content_hash])
+    before = st.session_state.get(TARGET_FOR)
+    st.session_state[TARGET_FOR] = here
+    if target is None:
+        return settings
+    if before is not None and before != here:
+        why = "the clip or the model changed"
+    elif not _is_class(target, model.num_classes):
+        why = f"{target!r} is not a class of this model"
+    else:
+        return settings
+    st.session_state[K("target")] = None
+    box.caption(f"The class to explain was reset to the predicted one: {why}.")
+    return dataclasses.replace(settings, target=None)
+
+
+def _is_class(value: Any, num_classes: int) -> bool:
+    low, _ = WIDGET_RANGES["target"]
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < num_classes
+
+
 def target_input(expl: Explanation) -> None:
-    """Class to explain: the predicted one, one of the top 5, or any class."""
+    """Class to explain: the predicted one, one of the top 5, or any class.
+
+    The options are values (``None``, class indices) with labels that never change for a
+    model (no probabilities in them): Streamlit identifies a choice by its label, and a
+    label that changed with the prediction would come back as a stale string.
+    """
     names = expl.class_names
-    probs = expl.probabilities
     top = [i for i, _, _ in expl.top5]
     options: list[int | None] = [None, *top, *[i for i in range(len(names)) if i not in top]]
     if st.session_state.get(K("target")) not in options:
         st.session_state[K("target")] = None
+    unique = len(set(names)) == len(names)
 
     def label(i: int | None) -> str:
         if i is None:
-            return f"Predicted class: {names[expl.predicted]} ({probs[expl.predicted]:.0%})"
-        mark = "top-5 · " if i in top else ""
-        return f"{mark}{names[i]} ({probs[i]:.1%})"
+            return "The predicted class"
+        return names[i] if unique else f"{names[i]} (class {i})"
 
     st.selectbox("Class to explain", options, key=K("target"), format_func=label,
                  help="Relevance is evidence for this class. The top-5 classes come first; "
                       "type to find any other class.")
+    st.caption(f"Explaining **{expl.target_name}**. Predicted: "  # in full: the box may cut it
+               + ", ".join(f"**{names[i]}** {probability(p)}" for i, _, p in expl.top5[:3]) + ".")
 
 
 # --------------------------------------------------------------------------- methods
@@ -239,20 +283,28 @@ def method_inputs() -> None:
                             "for optimisation methods (extremal perturbation) that is one more "
                             "optimisation per frame. Listed methods get full and selective "
                             "relevance only. Methods that stop early are listed when chosen.")
-        _default("slice", "same")
+        _default("slice", DEFAULT_OPTIONS.slice)
         st.selectbox("Spatial slice of a freeze-frame explanation", SLICES, key=K("slice"),
                      help="same: frame t's own slice (a still clip has zero motion relevance); "
                           "first: slice 0, as the paper's scripts; mean: the mean over slices.")
-        _default("normalise", "none")
+        _default("normalise", DEFAULT_OPTIONS.normalise)
         st.selectbox("Scaling before the split", DECOMP_NORMALISATIONS, key=K("normalise"),
                      help="none keeps the method's units (full = spatial + temporal); max-abs is "
                           "the paper's choice (unit-less).")
-        _default("sigma", 4.0)
-        st.slider("Selective threshold n (keep |∂R/∂t| > n·σ)", 0.5, 8.0, step=0.5,
-                  key=K("sigma"), help="Paper 001 uses 4 and says to tune it per task: lower "
-                                       "keeps more voxels as 'motion'.")
-        _default("sobel_border", "replicate")
+        _default("sigma", DEFAULT_OPTIONS.sigma)
+        sigma = float(st.session_state[K("sigma")])  # a loaded file may go beyond the slider
+        st.slider("Selective threshold n (keep |∂R/∂t| > n·σ)", min(SIGMA_SLIDER[0], sigma),
+                  max(SIGMA_SLIDER[1], sigma), step=0.5, key=K("sigma"),
+                  help="Paper 001 uses 4 and says to tune it per task: lower keeps more "
+                       "voxels as 'motion'.")
+        _default("sobel_border", DEFAULT_OPTIONS.sobel_border)
         st.selectbox("Temporal border of the derivative", SOBEL_BORDERS, key=K("sobel_border"))
+        _default("selective", DEFAULT_OPTIONS.selective)
+        st.selectbox("Selective relevance", selective_variants(), key=K("selective"),
+                     format_func=lambda v: f"{v} — {SELECTIVE_VARIANTS[v].summary}",
+                     help="Which change in time is thresholded: the paper's derivative of the "
+                          "relevance, or a variant that does not mark a still clip's borders "
+                          "as motion.")
     params: dict[str, dict[str, Any]] = {}
     tunable = [n for n in chosen if methods[n].params]
     if tunable:
@@ -261,7 +313,7 @@ def method_inputs() -> None:
                 values = _param_inputs(name, methods[name].params)
                 if values:
                     params[name] = values
-    st.session_state["method_params"] = params
+    st.session_state[METHOD_PARAMS] = params
 
 
 def _full_only_defaults(chosen: list[str], methods: dict) -> list[str]:
@@ -277,50 +329,49 @@ def _full_only_defaults(chosen: list[str], methods: dict) -> list[str]:
 
 
 def _param_inputs(method: str, params: dict) -> dict[str, Any]:
-    """Widgets for a method's parameters; returns the values that differ from default."""
-    changed: dict[str, Any] = {}
+    """Widgets for a method's parameters; returns the values the method accepts that differ
+    from the default. A value the method refuses is explained under its box, and the
+    default is used until it is fixed."""
     st.markdown(f"**{method}**")
+    values: dict[str, Any] = {}
+    slots: dict[str, Any] = {}
+    refused: dict[str, ParameterError] = {}
     for pname, p in params.items():
         key = param_key(method, pname)
-        default = p.default
-        if default is None:
+        if p.default is None:
             continue  # "automatic" (e.g. the CAM layer): chosen from the model
         if key not in st.session_state:  # first value via session state, never both ways
-            st.session_state[key] = param_widget_value(default)
-        if isinstance(default, tuple):
-            value = _tuple_input(pname, p, key)
-        elif p.choices:
-            value = st.selectbox(pname, list(p.choices), key=key, help=p.help)
-        elif isinstance(default, bool):
-            value = st.checkbox(pname, key=key, help=p.help)
-        elif isinstance(default, int):
-            value = st.number_input(pname, step=1, key=key, help=p.help,
-                                    min_value=None if p.low is None else int(p.low),
-                                    max_value=None if p.high is None else int(p.high))
-        elif isinstance(default, float):
-            value = st.number_input(pname, key=key, help=p.help, format="%g",
-                                    min_value=None if p.low is None else float(p.low),
-                                    max_value=None if p.high is None else float(p.high))
-        else:
-            value = st.text_input(pname, key=key, help=p.help)
-        if value != default:
-            changed[pname] = value
-    return changed
+            st.session_state[key] = param_widget_value(p.default)
+        values[pname] = _param_widget(pname, p, key)
+        slots[pname] = st.empty()
+        if isinstance(p.default, tuple) and not str(values[pname]).strip(" ,;"):
+            refused[pname] = ParameterError(f"parameter {pname!r} needs at least one value")
+            del values[pname]
+    accepted, rejected = checked_params(method, values)
+    for pname, exc in {**refused, **rejected}.items():
+        slots[pname].error(f"{exc.user_message().rstrip('.')}. Using the default "
+                           f"({param_widget_value(params[pname].default)}).")
+    return accepted
 
 
-def _tuple_input(pname: str, p: Any, key: str) -> tuple:
-    """A comma-separated text box for a tuple parameter (areas, sizes); a value the method
-    refuses is shown under the box and the default is used until it is fixed."""
-    text = st.text_input(pname, key=key, help=f"{p.help} — comma-separated")
-    parts = [v for v in re.split(r"[,;\s]+", text.strip()) if v]
-    try:
-        if not parts:
-            raise ParameterError(f"parameter {pname!r} needs at least one value")
-        return p.validate(pname, parts)
-    except ParameterError as exc:
-        st.error(f"{exc.user_message().rstrip('.')}. Using the default "
-                 f"({', '.join(f'{v:g}' for v in p.default)}).")
-        return p.default
+def _param_widget(pname: str, p: Any, key: str) -> Any:
+    """The widget of one parameter, bounded by the parameter's own range and choices."""
+    default = p.default
+    if isinstance(default, tuple):
+        return st.text_input(pname, key=key, help=f"{p.help} — comma-separated")
+    if p.choices:
+        return st.selectbox(pname, list(p.choices), key=key, help=p.help)
+    if isinstance(default, bool):
+        return st.checkbox(pname, key=key, help=p.help)
+    if isinstance(default, int):
+        return st.number_input(pname, step=1, key=key, help=p.help,
+                               min_value=None if p.low is None else int(p.low),
+                               max_value=None if p.high is None else int(p.high))
+    if isinstance(default, float):
+        return st.number_input(pname, key=key, help=p.help, format="%g",
+                               min_value=None if p.low is None else float(p.low),
+                               max_value=None if p.high is None else float(p.high))
+    return st.text_input(pname, key=key, help=p.help)
 
 
 # --------------------------------------------------------------------------- display
@@ -329,8 +380,8 @@ def display_inputs() -> None:
     _default("panel", "overlay")
     st.radio("Show relevance", ["overlay", "heatmap"], key=K("panel"), horizontal=True,
              format_func={"overlay": "on the frame", "heatmap": "as a heat map"}.get)
-    _default("selective", False)
-    st.toggle("Motion panel: selective relevance", key=K("selective"),
+    _default("show_selective", False)
+    st.toggle("Motion panel: selective relevance", key=K("show_selective"),
               help="Show only voxels whose relevance changes sharply in time (paper 001) "
                    "instead of the temporal part of the discriminative split.")
     cmaps = list(render.DIVERGING_CMAPS + render.SEQUENTIAL_CMAPS)

@@ -9,7 +9,7 @@ from xai_core import render
 from xai_core.results import Explanation
 
 from .display import NORMALISATION_LABELS, NOT_SPLIT, Scales, desaturation, has_map, maps_of, token
-from .state import Settings
+from .settings import Settings
 
 
 def tube_image(expl: Explanation, method: str, kind: str, settings: Settings,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_decompose import GXI_NAME, one_thread, random_clip, registered, tiny_model
+from helpers import GXI_NAME, random_clip, tiny_model
 
 import xai_core as xc
 from xai_core.cache import (
@@ -23,7 +23,7 @@ from xai_core.cache import (
 from xai_core.decompose import DecompositionOptions
 from xai_core.errors import CacheError
 
-__all__ = ["one_thread", "registered"]  # fixtures shared with test_decompose
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 GXI = GXI_NAME
 

@@ -2,49 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 
 import numpy as np
 import pytest
-import torch
-from test_decompose import one_thread
+from helpers import run_cli as run
+from helpers import write_cli_files
 
 from xai_core import cache as cache_module
-from xai_core.cli import main
 from xai_core.methods.base import list_methods
-from xai_core.models import registry
-from xai_core.models.bundled import small_c3d_spec
-from xai_core.models.spec import InputSpec
-from xai_core.synthetic.world import CLASSES, render_clip
-from xai_core.video import write_video
+from xai_core.synthetic.world import CLASSES
 from xai_core.video.read import probe
 
-__all__ = ["one_thread"]
+pytestmark = pytest.mark.usefixtures("one_thread", "small_c3d")
 
 TINY = "tiny-c3d-explain-test"
-TINY_INPUT = InputSpec(num_frames=8, height=32, width=32, scale=1 / 255, mean=(0.45,) * 3,
-                       std=(0.225,) * 3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tiny_arch():
-    spec = dataclasses.replace(small_c3d_spec(TINY), input=TINY_INPUT)
-    registry.register_model(spec)
-    yield spec
-    registry._REGISTRY.pop(TINY, None)
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, tiny_arch):
-    d = tmp_path_factory.mktemp("cli-explain")
-    torch.manual_seed(0)
-    torch.save(tiny_arch.build(len(CLASSES)).state_dict(), d / "net.pt")
-    (d / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    video = write_video(d / "clip.mp4", render_clip(3, label=0).frames, fps=8)
-    return {"ckpt": d / "net.pt", "classes": d / "classes.txt", "video": video}
+def files(tmp_path_factory, small_c3d):
+    return write_cli_files(tmp_path_factory.mktemp("cli-explain"), small_c3d)
 
 
 @pytest.fixture(autouse=True)
@@ -63,12 +42,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def run(capsys, argv):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_explain_writes_maps_summary_and_previews(files, tmp_path, capsys):
@@ -165,14 +138,20 @@ def test_second_run_is_served_from_the_cache_and_replaces_the_output(files, tmp_
 def test_params_reach_the_method_and_are_validated(files, tmp_path, capsys):
     out = tmp_path / "p"
     code, _, err = run(capsys, explain_argv(
-        files, out, "--method", "occlusion", "--param", "occlusion.window=4,16,16",
-        "--param", "occlusion.stride=4,16,16", "--no-previews"))
+        files, out, "--method", "occlusion", "--param", "occlusion:window=4,16,16",
+        "--param", "occlusion:stride=4,16,16", "--no-previews"))
     assert code == 0, err
     params = json.loads((out / "summary.json").read_text())["methods"]["occlusion"]["params"]
     assert params["window"] == [4, 16, 16] and params["stride"] == [4, 16, 16]
-    for bad in (["--param", "occlusion.window=4,16,16"],  # method not computed
-                ["--method", "gradient", "--param", "gradient.steps=3"],  # no such parameter
-                ["--method", "integrated-gradients", "--param", "integrated-gradients.steps=0"],
+    # the same NAME:key=value syntax as evaluate --methods, directly on --method
+    code, _, err = run(capsys, explain_argv(
+        files, out, "--method", "occlusion:window=4,16,16,stride=4,16,16", "--no-previews"))
+    assert code == 0, err
+    params = json.loads((out / "summary.json").read_text())["methods"]["occlusion"]["params"]
+    assert params["window"] == [4, 16, 16] and params["stride"] == [4, 16, 16]
+    for bad in (["--param", "occlusion:window=4,16,16"],  # method not computed
+                ["--method", "gradient", "--param", "gradient:steps=3"],  # no such parameter
+                ["--method", "integrated-gradients", "--param", "integrated-gradients:steps=0"],
                 ["--method", "gradient", "--param", "nonsense"],
                 ["--method", "no-such-method"],
                 ["--method", "gradient", "--target", "fly"],

@@ -2,62 +2,41 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli as run
+from helpers import write_cli_files
 
 from xai_core.cli import main
 from xai_core.errors import ParameterError
 from xai_core.models import registry
 from xai_core.models.bundled import small_c3d_spec
 from xai_core.models.registry import get_spec, list_models, load_model, wrap_module
-from xai_core.models.spec import InputSpec
 from xai_core.predict import class_probabilities, predict
 from xai_core.synthetic.world import CLASSES, render_clip
 from xai_core.video import load_clip, write_video
 
 #: The small C3D at 8×32×32: the CLI path is the same, each forward ~20× cheaper.
 TINY = "tiny-c3d-test"
-TINY_INPUT = InputSpec(num_frames=8, height=32, width=32, scale=1 / 255, mean=(0.45,) * 3,
-                       std=(0.225,) * 3)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def tiny_arch():
-    spec = dataclasses.replace(small_c3d_spec(TINY), input=TINY_INPUT)
-    registry.register_model(spec)
-    yield spec
-    registry._REGISTRY.pop(TINY, None)
+pytestmark = pytest.mark.usefixtures("small_c3d")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, tiny_arch):
-    d = tmp_path_factory.mktemp("cli")
-    torch.manual_seed(0)
-    module = tiny_arch.build(len(CLASSES))
-    with torch.no_grad():  # spread the logits so the ranking is not a near-tie
-        module.fc.weight.mul_(20)
-    torch.save(module.state_dict(), d / "net.pt")
-    (d / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    video = write_video(d / "clip.mp4", render_clip(3, label=0).frames, fps=8)
-    short = write_video(d / "short.mp4", render_clip(4).frames[:5], fps=8)  # < 8 frames
-    return {"ckpt": d / "net.pt", "classes": d / "classes.txt", "video": video, "short": short,
-            "dir": d}
+def files(tmp_path_factory, small_c3d):
+    # spread the logits so the ranking is not a near-tie
+    files = write_cli_files(tmp_path_factory.mktemp("cli"), small_c3d, logit_gain=20)
+    short = write_video(files["dir"] / "short.mp4", render_clip(4).frames[:5], fps=8)
+    return files | {"short": short}  # short: < 8 frames
 
 
 def own(files) -> list[str]:
     return ["--arch", TINY, "--checkpoint", str(files["ckpt"]),
             "--classes", str(files["classes"]), "--device", "cpu"]
-
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ----------------------------------------------------------------------------- library

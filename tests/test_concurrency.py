@@ -9,30 +9,32 @@ user's parameters with ``requires_grad`` switched off. The first test fails with
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_bad_input import TINY_INPUT, good_clip
-from test_decompose import GradientTimesInput, one_thread, random_clip, tiny_model
+from helpers import (
+    GradientTimesInput,
+    assert_healthy,
+    choose_upload,
+    good_clip,
+    model_world,
+    own_model_app,
+    random_clip,
+    tiny_model,
+)
 
 from xai_core.cache import ResultCache
 from xai_core.engine import explain
 from xai_core.methods.base import METHODS, module_lock
-from xai_core.models import registry
-from xai_core.models.bundled import small_c3d_spec
-from xai_core.synthetic.world import CLASSES
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-TINY = "tiny-c3d-concurrency-test"
-TIMEOUT = 240
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-__all__ = ["one_thread"]  # autouse fixture shared with test_decompose
+TINY = "tiny-c3d-concurrency-test"
 
 
 def run_threads(fn, args_list: list[tuple]) -> list:
@@ -154,65 +156,41 @@ def test_module_lock_is_per_module_and_reentrant():
 # --------------------------------------------------------------------------- the dashboard
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("concurrency")
-    spec = dataclasses.replace(small_c3d_spec(TINY), input=TINY_INPUT)
-    registry.register_model(spec)
-    models = root / "models"
-    models.mkdir()
-    torch.manual_seed(0)
-    torch.save(spec.build(len(CLASSES)).state_dict(), models / "net.pt")
-    (models / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XAI_MODELS_DIR", str(models))
-    mp.setenv("XAI_CACHE_DIR", str(root / "cache"))
-    from xai_core import cache as cache_mod
-
-    mp.setattr(cache_mod, "_default", ResultCache(root / "cache"))
-    yield {"root": root, "models": models, "a": good_clip(root, "a.mp4"),
-           "b": good_clip(root, "b.mp4", frames=9)}
-    mp.undo()
-    registry._REGISTRY.pop(TINY, None)
+    with model_world(tmp_path_factory.mktemp("concurrency"), TINY) as w:
+        yield {"root": w.root, "models": w.models, "a": good_clip(w.root, "a.mp4"),
+               "b": good_clip(w.root, "b.mp4", frames=9)}
 
 
 def test_models_are_loaded_once_and_shared_by_concurrent_sessions(world, monkeypatch):
-    from dashboard import state
+    from dashboard import resources
 
     calls = []
-    real = state.load_model
+    real = resources.load_model
 
     def slow_load(*args, **kwargs):
         calls.append(threading.get_ident())
         threading.Event().wait(0.3)  # long enough for every thread to ask meanwhile
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(state, "load_model", slow_load)
+    monkeypatch.setattr(resources, "load_model", slow_load)
     ckpt, classes = world["models"] / "net.pt", world["models"] / "classes.txt"
-    fingerprint = state.file_fingerprint(ckpt, classes) + "-concurrency-test"
+    fingerprint = resources.file_fingerprint(ckpt, classes) + "-concurrency-test"
     try:
-        got = run_threads(lambda: state.load_own(TINY, str(ckpt), str(classes), fingerprint),
+        got = run_threads(lambda: resources.load_own(TINY, str(ckpt), str(classes), fingerprint),
                           [()] * 4)
     finally:
-        state.load_own.clear()
+        resources.load_own.clear()
     assert len(calls) == 1  # one load ...
     assert all(m is got[0] for m in got)  # ... one shared object
 
 
 def session(world, clip: Path, name: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["s_model_source"] = "own"
-    at.session_state["s_arch"] = TINY
-    at.session_state["s_checkpoint"] = "net.pt"
-    at.session_state["s_classes"] = "classes.txt"
-    at.session_state["s_clip_source"] = "upload"
-    at.session_state["s_methods"] = [CountingGradient.name]
-    at.run()
-    at.sidebar.file_uploader(key="upload_video").set_value((name, clip.read_bytes(), "video/mp4"))
-    return at
+    at = own_model_app(TINY, [CountingGradient.name], checkpoint="net.pt")
+    return choose_upload(at, name, clip.read_bytes(), mime="video/mp4")
 
 
 def page_ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    assert_healthy(at)
     assert "Side by side" in {h.value for h in at.subheader}
 
 

@@ -15,65 +15,40 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import APP, TIMEOUT, assert_healthy, good_clip, model_world, own_model_app, upload
 
 from dashboard.jobs import JobCancelled, JobRunner
-from dashboard.state import Settings
+from dashboard.settings import Settings
+from xai_core.decompose import DecompositionOptions
 from xai_core.errors import ParameterError
-from xai_core.models import registry
-from xai_core.models.architectures import SmallC3D
-from xai_core.models.spec import InputSpec, ModelSpec
-from xai_core.synthetic.world import CLASSES, WorldConfig, render_clip
-from xai_core.video.write import write_video
+from xai_core.progress import ProgressEvent
+from xai_core.synthetic.world import CLASSES
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TINY = "tiny-small-c3d-test"
-TIMEOUT = 240  # seconds per script run: generous for a loaded 2-core machine
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A models folder with a random small C3D for 8×32×32 clips, and test videos."""
     root = tmp_path_factory.mktemp("dashboard")
-    models = root / "models"
-    models.mkdir()
-    torch.manual_seed(0)
-    torch.save(SmallC3D(num_classes=len(CLASSES)).state_dict(), models / "tiny.pt")
-    (models / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    spec = ModelSpec(name=TINY, build=lambda n: SmallC3D(num_classes=n),
-                     input=InputSpec(num_frames=8, height=32, width=32, mean=(0.45,) * 3,
-                                     std=(0.225,) * 3),
-                     description="test net", cam_layer="features.20", classifier="fc")
-    registry.register_model(spec)
-    clip = render_clip(1, label=1, config=WorldConfig(size=48, num_frames=8)).frames
-    write_video(root / "clip.mp4", clip, fps=8)
-    (root / "bad.mp4").write_bytes(b"definitely not a video " * 64)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XAI_MODELS_DIR", str(models))
-    mp.setenv("XAI_CACHE_DIR", str(root / "cache"))
-    yield root
-    mp.undo()
-    registry._REGISTRY.pop(TINY, None)
+    with model_world(root, TINY, checkpoint="tiny.pt"):
+        good_clip(root, frames=8)
+        (root / "bad.mp4").write_bytes(b"definitely not a video " * 64)
+        yield root
 
 
-def own_model_app(env: Path) -> AppTest:
-    """The app on the test model, with the test clip uploaded, computed."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["s_model_source"] = "own"
-    at.session_state["s_arch"] = TINY
-    at.session_state["s_classes"] = "classes.txt"
-    at.session_state["s_clip_source"] = "upload"
-    at.session_state["s_methods"] = ["dtd", "gradcam"]
-    at.run()
-    upload(at, env / "clip.mp4")
+def app_with(env: Path, methods=("dtd", "gradcam"), **state) -> AppTest:
+    """The app on the test model with these methods (and widget values), the test clip
+    uploaded, computed."""
+    at = own_model_app(TINY, methods, **state)
+    upload_clip(at, env / "clip.mp4")
     return at
 
 
-def upload(at: AppTest, path: Path) -> None:
-    at.sidebar.file_uploader(key="upload_video").set_value(
-        (path.name, path.read_bytes(), "video/mp4"))
-    at.run()
+def upload_clip(at: AppTest, path: Path) -> None:
+    upload(at, path.name, path.read_bytes(), mime="video/mp4")
 
 
 def image_urls(at: AppTest) -> list[str]:
@@ -84,12 +59,7 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def assert_healthy(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def assert_views(at: AppTest) -> None:
+def assert_every_view(at: AppTest) -> None:
     heads = [h.value for h in at.subheader]
     for view in ("Side by side", "Relevance per frame", "Saliency tubes", "Predictions",
                  "Method comparison", "Metrics"):
@@ -101,9 +71,9 @@ def assert_views(at: AppTest) -> None:
 
 # --------------------------------------------------------------------------- app
 def test_own_model_renders_every_view_and_the_frame_scrubber_moves_them(env):
-    at = own_model_app(env)
+    at = app_with(env)
     assert_healthy(at)
-    assert_views(at)
+    assert_every_view(at)
     assert metric(at, "Explaining the class") in CLASSES
     before = image_urls(at)
     at.slider(key="s_frame").set_value(5).run()
@@ -116,7 +86,7 @@ def test_own_model_renders_every_view_and_the_frame_scrubber_moves_them(env):
 
 
 def test_switching_the_shown_method_and_the_method_list(env):
-    at = own_model_app(env)
+    at = app_with(env)
     before = image_urls(at)
     at.sidebar.selectbox(key="s_shown_method").set_value("gradcam").run()
     assert_healthy(at)
@@ -130,7 +100,7 @@ def test_switching_the_shown_method_and_the_method_list(env):
 
 
 def test_choosing_another_target_class_explains_that_class(env):
-    at = own_model_app(env)
+    at = app_with(env)
     predicted = metric(at, "Model predicts")
     other = next(i for i, name in enumerate(CLASSES) if name != predicted)
     at.sidebar.selectbox(key="s_target").set_value(other).run()
@@ -141,16 +111,16 @@ def test_choosing_another_target_class_explains_that_class(env):
 
 
 def test_a_bad_upload_shows_an_error_and_the_app_recovers(env):
-    at = own_model_app(env)
-    upload(at, env / "bad.mp4")
+    at = app_with(env)
+    upload_clip(at, env / "bad.mp4")
     assert not at.exception
     messages = " ".join(e.value for e in at.error)
     assert "Could not read the clip" in messages
     assert "Traceback" not in messages
     assert not [h for h in at.subheader if h.value == "Side by side"]
-    upload(at, env / "clip.mp4")
+    upload_clip(at, env / "clip.mp4")
     assert_healthy(at)
-    assert_views(at)
+    assert_every_view(at)
 
 
 def test_a_checkpoint_that_does_not_fit_is_a_readable_error(env, tmp_path):
@@ -185,7 +155,7 @@ def test_default_load_shows_the_bundled_model_on_the_first_sample(env):
     at = AppTest.from_file(APP, default_timeout=1200)
     at.run()
     assert_healthy(at)
-    assert_views(at)
+    assert_every_view(at)
     assert at.sidebar.selectbox(key="s_model").value == "motion"
     assert at.sidebar.selectbox(key="s_sample").value == sample_clips()[0].name
 
@@ -193,7 +163,7 @@ def test_default_load_shows_the_bundled_model_on_the_first_sample(env):
 # --------------------------------------------------------------------------- pieces
 def test_settings_json_round_trip_and_bad_files():
     s = dataclasses.replace(Settings(), methods=["dtd"], target=3, cmap="coolwarm", frame=7,
-                            method_params={"dtd": {"alpha": 2.0}})
+                            method_params={"dtd": {"alpha": 2.0, "beta": 1.0}})
     assert Settings.from_json(s.to_json()) == s
     with pytest.raises(ParameterError, match="not valid JSON"):
         Settings.from_json("{oops")
@@ -205,6 +175,44 @@ def test_settings_json_round_trip_and_bad_files():
         Settings.from_json('{"xai_dashboard_settings": 1, "alpha": "high"}')
 
 
+def test_settings_embed_the_core_options_and_files_written_earlier_still_load():
+    import json
+
+    from dashboard.settings import OPTION_FIELDS
+
+    # the options are the core's own type, with its defaults; their widget keys (s_<option>)
+    # never meet a setting's
+    assert Settings().options == DecompositionOptions()
+    assert not set(OPTION_FIELDS) & {f.name for f in dataclasses.fields(Settings)}
+    saved = json.loads(dataclasses.replace(
+        Settings(), options=DecompositionOptions(sigma=3.0, slice="mean")).to_json())
+    assert saved["options"]["sigma"] == 3.0 and "sigma" not in saved
+    # version 1: the options as flat keys, the motion-panel toggle as "selective"
+    old = {"xai_dashboard_settings": 1, "model": "motion", "methods": ["dtd"], "target": 2,
+           "slice": "mean", "normalise": "max-abs", "sigma": 3.0, "sobel_border": "zeros",
+           "selective": True, "cmap": "coolwarm"}
+    s = Settings.from_json(json.dumps(old))
+    assert s.options == DecompositionOptions(slice="mean", normalise="max-abs", sigma=3.0,
+                                             sobel_border="zeros")
+    assert s.show_selective is True and s.target == 2 and s.cmap == "coolwarm"
+    # the core checks its options, the methods their parameters
+    with pytest.raises(ParameterError, match="sigma"):
+        Settings.from_json(json.dumps({**old, "sigma": -1.0}))
+    with pytest.raises(ParameterError, match="unknown options"):
+        Settings.from_json(json.dumps({**saved, "options": {"colour": 1}}))
+    with pytest.raises(ParameterError, match="alpha − beta = 1"):
+        Settings.from_json(json.dumps({**saved, "method_params": {"dtd": {"alpha": 3.0}}}))
+    with pytest.raises(ParameterError, match="target"):
+        Settings.from_json(json.dumps({**saved, "target": "move_left (93%)"}))
+
+
+def test_probabilities_never_read_0_percent():
+    from dashboard.display import probability
+
+    assert [probability(p) for p in (0.93, 0.01, 0.003, 0.0004, 0.0)] == [
+        "93%", "1%", "0.3%", "<0.1%", "<0.1%"]
+
+
 def test_job_runner_merges_identical_requests_and_keeps_the_result():
     runner = JobRunner()
     calls = []
@@ -213,7 +221,7 @@ def test_job_runner_merges_identical_requests_and_keeps_the_result():
     def work(progress):
         calls.append(1)
         release.wait(5)
-        progress("step", 1, 1)
+        progress(ProgressEvent("step", 1, 1))
         return 42
 
     a = runner.submit("k", work)
@@ -232,16 +240,16 @@ def test_job_runner_cancel_and_failure_allow_a_new_start():
     def slow(progress):
         started.set()
         for i in range(1000):
-            progress("loop", i, 1000)
+            progress(ProgressEvent("loop", i, 1000))
             __import__("time").sleep(0.005)
         return "finished"
 
-    job = runner.submit("slow", slow, stages=["loop"])
+    job = runner.submit("slow", slow)
     assert started.wait(5)
     job.cancel()
     assert job.wait(5) and job.status == "cancelled"
     with pytest.raises(JobCancelled):
-        job.progress("loop", 1, 2)
+        job.progress(ProgressEvent("loop", 1, 2))
     again = runner.submit("slow", lambda p: "second")
     assert again is not job and again.wait(5) and again.result == "second"
 
@@ -254,27 +262,69 @@ def test_job_runner_cancel_and_failure_allow_a_new_start():
     assert runner.submit("broken", lambda p: "ok") is not failed
 
 
-def test_job_progress_fraction_follows_stages():
+def test_job_progress_is_the_events_fraction():
     runner = JobRunner()
-    done = []
-    stages = ["prediction", "dtd: full", "dtd: freeze frames", "dtd: selective"]
+    seen = []
 
     def work(progress):
-        progress("dtd: freeze frames", 4, 8)
-        done.append(runner.get("p").fraction)
-        progress("dtd: cached", 1, 1)
-        done.append(runner.get("p").fraction)
+        progress(ProgressEvent("freeze frames", 4, 8, "dtd", overall=0.3))
+        seen.append(runner.get("p").fraction)
+        progress(ProgressEvent("cached", 1, 1, "dtd", overall=1.0))
+        seen.append(runner.get("p").fraction)
+        progress(ProgressEvent("metrics", 1, 4, "insertion"))  # no cost known: of the stage
+        seen.append((runner.get("p").fraction, runner.get("p").describe()))
         return None
 
-    job = runner.submit("p", work, stages=stages)
+    job = runner.submit("p", work, label="Work")
     assert job.wait(5)
-    assert done[0] == pytest.approx((2 + 0.5) / 4)
-    assert done[1] == pytest.approx(1.0)  # a cache hit jumps to the method's end
+    assert seen[0] == pytest.approx(0.3)  # the cost-weighted fraction, not 4/8
+    assert seen[1] == pytest.approx(1.0)  # a cache hit is the whole cost done
+    assert seen[2][0] == pytest.approx(0.25)
+    assert seen[2][1] == "Work — insertion: metrics 1/4 (25%)"
     assert np.isclose(job.fraction, 1.0)
 
 
+def test_an_explanation_job_advances_with_the_cost_of_each_stage(env):
+    from xai_core import engine
+    from xai_core.estimate import pass_counts
+    from xai_core.models.registry import load_model
+    from xai_core.request import ExplainRequest
+
+    model = load_model(arch=TINY, checkpoint=env / "models" / "tiny.pt")
+    request = ExplainRequest.build(model, env / "clip.mp4", ["gradient", "gradcam"],
+                                   decompose=["gradcam"])
+    counts = pass_counts(request)
+    full_g, split_g = counts.methods["gradient"]
+    full_c, split_c = counts.methods["gradcam"]
+    assert split_g == 0 and split_c > full_c  # the split costs more than the explanation
+    total = counts.prediction + full_g + full_c + split_c
+    runner = JobRunner()
+    trace = []
+
+    def work(progress):
+        def report(event):
+            progress(event)
+            trace.append((event, runner.get(request.key()).fraction))
+        return engine.run(request, cache=None, progress=report)
+
+    job = runner.submit(request.key(), work)
+    assert job.wait(120) and job.status == "done", job.error
+    fractions = [f for _, f in trace]
+    assert fractions == sorted(fractions) and job.fraction == 1.0
+
+    def at_end(method, stage):
+        return next(f for e, f in trace
+                    if (e.method, e.stage) == (method, stage) and e.done == e.total > 0)
+
+    assert at_end(None, "freeze-frame predictions") == pytest.approx(counts.prediction / total)
+    assert at_end("gradient", "full") == pytest.approx((counts.prediction + full_g) / total)
+    assert at_end("gradcam", "full") == pytest.approx(
+        (counts.prediction + full_g + full_c) / total)
+    assert at_end("gradcam", "freeze frames") == pytest.approx(1.0)
+
+
 def test_metrics_are_computed_on_demand_with_a_table(env):
-    at = own_model_app(env)
+    at = app_with(env)
     assert not at.dataframe  # nothing computed before asking
     at.button(key="compute_metrics").click().run()
     assert_healthy(at)
@@ -288,7 +338,7 @@ def test_metrics_are_computed_on_demand_with_a_table(env):
 
 
 def test_upload_folder_is_private_replaces_files_and_is_removed():
-    from dashboard.state import UploadFolder
+    from dashboard.resources import UploadFolder
 
     folder = UploadFolder()
     assert (folder.path.stat().st_mode & 0o777) == 0o700
@@ -315,7 +365,7 @@ def test_exports_are_readable_files(env):
     from dashboard import display, export
     from xai_core.results import Explanation
 
-    at = own_model_app(env)
+    at = app_with(env)
     expl = at.session_state["_explanation"][1]
     settings = dataclasses.replace(Settings(), methods=list(expl.methods), shown_method="dtd")
     scales = display.scales_for(expl, settings)
@@ -340,7 +390,7 @@ def test_exports_are_readable_files(env):
 
 
 def test_play_advances_the_frame_and_pause_stops(env):
-    at = own_model_app(env)
+    at = app_with(env)
     assert at.button(key="play").label == "▶ Play"
     start = at.slider(key="s_frame").value
     at.button(key="play").click().run()
@@ -356,28 +406,13 @@ def test_play_advances_the_frame_and_pause_stops(env):
 
 
 # --------------------------------------------------------------------------- long methods
-def app_with(env: Path, methods: list[str], **state) -> AppTest:
-    """The app on the test model and clip with these methods (and widget values)."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["s_model_source"] = "own"
-    at.session_state["s_arch"] = TINY
-    at.session_state["s_classes"] = "classes.txt"
-    at.session_state["s_clip_source"] = "upload"
-    at.session_state["s_methods"] = methods
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    upload(at, env / "clip.mp4")
-    return at
-
-
 def test_a_long_explanation_waits_for_start_and_shows_its_estimate(env, monkeypatch):
-    import dashboard.app as app
-    from dashboard.state import job_runner
+    from dashboard import compute
+    from dashboard.compute import job_runner
 
     # gradient on the 8-frame clip: the clip + one freeze-frame clip per distinct frame
     # (up to 9 passes), above a limit of 5
-    monkeypatch.setattr(app, "CONFIRM_ABOVE_PASSES", 5)
+    monkeypatch.setattr(compute, "CONFIRM_ABOVE_PASSES", 5)
     at = app_with(env, ["gradient"], **{"s_sigma": 3.5})  # a request no other test made
     assert_healthy(at)
     warning = " ".join(w.value for w in at.warning)
@@ -389,7 +424,7 @@ def test_a_long_explanation_waits_for_start_and_shows_its_estimate(env, monkeypa
     assert job_runner().pending() == 0
     start.click().run()
     assert_healthy(at)
-    assert_views(at)
+    assert_every_view(at)
     assert not at.warning
     # back to the same request later: cached, so it shows at once without asking
     at.sidebar.slider(key="s_sigma").set_value(4.0).run()
@@ -408,7 +443,7 @@ def test_extremal_perturbation_defaults_to_full_relevance_only(env):
     assert at.session_state["method_params"]["extremal-perturbation"] == {
         "areas": (0.1, 0.3), "iterations": 4, "step": 4}
     # 4 iterations × 2 areas = 8 passes: below the confirmation limit, computed at once
-    assert_views(at)
+    assert_every_view(at)
     expl = at.session_state["_explanation"][1]
     assert not expl["extremal-perturbation"].decomposed and expl["gradcam"].decomposed
     assert expl["extremal-perturbation"].params["areas"] == [0.1, 0.3]

@@ -1,14 +1,22 @@
-"""Discriminative (freeze-frame) and selective relevance: known answers and references.
-
-Tiny models and methods defined here are reused by the engine, cache and CLI tests.
-"""
+"""Discriminative (freeze-frame) and selective relevance: known answers and references."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from helpers import (
+    CHEAP_PARAMS,
+    GradientTimesInput,
+    H,
+    InputTimesWeight,
+    T,
+    W,
+    linear_model,
+    random_clip,
+    static_clip,
+    tiny_model,
+)
 
 from xai_core.decompose import (
     DecompositionOptions,
@@ -23,125 +31,10 @@ from xai_core.decompose import (
     temporal_sobel,
 )
 from xai_core.errors import MethodError, ParameterError
-from xai_core.methods.base import METHODS, Attribution, Method, get_method, list_methods
-from xai_core.models.registry import LoadedModel, wrap_module
-from xai_core.models.spec import InputSpec, ModelSpec
+from xai_core.methods.base import METHODS, Method, get_method, list_methods
+from xai_core.models.registry import LoadedModel
 
-T, H, W, K = 8, 32, 32, 4
-TINY_INPUT = InputSpec(num_frames=T, height=H, width=W, mean=(0.45,) * 3, std=(0.225,) * 3)
-
-
-# --------------------------------------------------------------------------- tiny models
-class TinyLinear(nn.Module):
-    """logits = W · x + b: relevance x·W[target] is its exact (conservative) explanation."""
-
-    def __init__(self, k: int = K) -> None:
-        super().__init__()
-        self.fc = nn.Linear(3 * T * H * W, k)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.flatten(1))
-
-
-class TinyC3D(nn.Module):
-    """Two 3×3×3 convs, global average pool, linear head: a real (if tiny) 3D CNN."""
-
-    def __init__(self, k: int = K, temporal_kernel: int = 3) -> None:
-        super().__init__()
-        kt = temporal_kernel
-        self.features = nn.Sequential(
-            nn.Conv3d(3, 4, (kt, 3, 3), padding=(kt // 2, 1, 1)), nn.ReLU(),
-            nn.MaxPool3d((1, 2, 2)),
-            nn.Conv3d(4, 6, (kt, 3, 3), padding=(kt // 2, 1, 1)), nn.ReLU(),
-        )
-        self.pool = nn.AdaptiveAvgPool3d(1)
-        self.flatten = nn.Flatten(1)
-        self.fc = nn.Linear(6, k)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.flatten(self.pool(self.features(x))))
-
-
-def tiny_spec(name: str = "tiny") -> ModelSpec:
-    return ModelSpec(name=name, build=lambda n: TinyC3D(n), input=TINY_INPUT,
-                     description="tiny test net", cam_layer="features.4", classifier="fc",
-                     default_num_classes=K)
-
-
-def tiny_model(seed: int = 0, temporal_kernel: int = 3) -> LoadedModel:
-    torch.manual_seed(seed)
-    return wrap_module(TinyC3D(K, temporal_kernel), tiny_spec(), device="cpu")
-
-
-def linear_model(seed: int = 0) -> LoadedModel:
-    torch.manual_seed(seed)
-    spec = ModelSpec(name="tiny-linear", build=lambda n: TinyLinear(n), input=TINY_INPUT,
-                     description="linear test net", cam_layer="fc", classifier="fc",
-                     default_num_classes=K)
-    return wrap_module(TinyLinear(K), spec, device="cpu")
-
-
-# --------------------------------------------------------------------------- tiny methods
-class InputTimesWeight(Method):
-    """Exact relevance of a linear model: x · W[target] summed over colour channels."""
-
-    name = "test-input-x-weight"
-    description = "input × weight of a linear model (test)"
-    family = "gradient"
-    has_raw = True
-
-    def _attribute(self, model, x, target, progress=None):
-        w = model.module.fc.weight[target].view(x.shape)
-        raw = (x * w).detach()
-        return Attribution(raw.sum(1), raw)
-
-
-class GradientTimesInput(Method):
-    """Plain autograd gradient × input (test stand-in for any gradient method)."""
-
-    name = "test-gradient-x-input"
-    description = "gradient × input (test)"
-    family = "gradient"
-    default_batch_size = 3
-
-    def _attribute(self, model, x, target, progress=None):
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            out = model.module(x)
-            out.gather(1, target.view(-1, 1)).sum().backward()
-        raw = (x.grad * x).detach()
-        return Attribution(raw.sum(1), raw)
-
-
-GXI_NAME = GradientTimesInput.name
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets run fastest on one thread (and do not fight other jobs for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def registered():
-    """Register the test methods for the duration of one test."""
-    added = {cls.name: cls for cls in (InputTimesWeight, GradientTimesInput)}
-    METHODS.update(added)
-    yield added
-    for name in added:
-        METHODS.pop(name, None)
-
-
-def random_clip(seed: int = 1, t: int = T) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(1, 3, t, H, W, generator=g)
-
-
-def static_clip(seed: int = 1) -> torch.Tensor:
-    return random_clip(seed)[:, :, :1].expand(-1, -1, T, -1, -1).contiguous()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def full_of(method: Method, model: LoadedModel, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -248,14 +141,6 @@ def test_options_are_validated():
 
 
 # --------------------------------------------------------------------------- static clip
-#: Cheap settings so that every method runs in a second or two on the tiny net.
-CHEAP_PARAMS = {
-    "integrated-gradients": {"steps": 4},
-    "smoothgrad": {"samples": 2},
-    "occlusion": {"window": (4, 16, 16), "stride": (4, 16, 16)},
-    "extremal-perturbation": {"iterations": 3, "areas": (0.1,)},
-}
-
 #: Methods whose map of a clip depends on the other clips in its batch (known defect).
 #: Methods whose map of a clip depends on the rest of its batch (none since smoothgrad
 #: draws the same noise for every clip).

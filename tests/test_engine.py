@@ -7,16 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_decompose import (
+from helpers import (
     CHEAP_PARAMS,
     GXI_NAME,
     InputTimesWeight,
     K,
     T,
     linear_model,
-    one_thread,
     random_clip,
-    registered,
     static_clip,
     tiny_model,
 )
@@ -27,7 +25,7 @@ from xai_core.errors import MethodError, ParameterError
 from xai_core.models.spec import InputSpec
 from xai_core.results import Explanation
 
-__all__ = ["one_thread", "registered"]  # fixtures shared with test_decompose
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_public_api_is_exported():
@@ -118,7 +116,8 @@ def test_progress_reports_every_stage(registered):
     model, x = tiny_model(), random_clip()
     calls = []
     xc.explain(model, x, [GXI_NAME, "gradient"], cache=None,
-               progress=lambda stage, done, total: calls.append((stage, done, total)))
+               progress=lambda e: calls.append((f"{e.method}: {e.stage}" if e.method else e.stage,
+                                                e.done, e.total)))
     stages = [s for s, _, _ in calls]
     for name in (GXI_NAME, "gradient"):
         for part in ("full", "freeze frames", "selective"):
@@ -202,7 +201,7 @@ def test_unknown_method_in_results_is_a_clear_error(registered):
 
 
 def test_device_cpu_uses_the_model_itself(registered):
-    from xai_core.engine import _on_device
+    from xai_core.request import _on_device
 
     model = tiny_model()
     assert _on_device(model, "cpu") is model

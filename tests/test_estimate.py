@@ -5,15 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_decompose import (
-    GXI_NAME,
-    T,
-    one_thread,
-    random_clip,
-    registered,
-    static_clip,
-    tiny_model,
-)
+from helpers import GXI_NAME, T, random_clip, static_clip, tiny_model
 
 import xai_core as xc
 from xai_core.cache import ResultCache
@@ -23,7 +15,7 @@ from xai_core.estimate import estimate_cost, format_duration, pass_seconds
 from xai_core.methods.base import get_method
 from xai_core.results import Explanation
 
-__all__ = ["one_thread", "registered"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def repeated_frames_clip(distinct: int = 3) -> torch.Tensor:

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-import xai_core.evaluate as evaluate_mod
+import xai_core.evaluation.run as run_mod
 from xai_core import explain
 from xai_core.cache import ResultCache
 from xai_core.cli import main
 from xai_core.errors import ParameterError
-from xai_core.evaluate import (
+from xai_core.evaluation import (
     EvalItem,
     clip_masks,
     evaluate_clip,
@@ -84,13 +84,13 @@ def _key_cols(table: pd.DataFrame) -> list[str]:
 def test_interrupted_run_resumes_to_the_same_table(tiny, items, tmp_path, monkeypatch):
     items3 = items[:3]
     calls: list[str] = []
-    real = evaluate_mod.explain
+    real = run_mod.explain
 
     def counting(model, clip, *a, **kw):
         calls.append(clip.source)
         return real(model, clip, *a, **kw)
 
-    monkeypatch.setattr(evaluate_mod, "explain", counting)
+    monkeypatch.setattr(run_mod, "explain", counting)
     whole = run_evaluation(tiny, items3, ["gradient"], tmp_path / "whole", metrics=FEW,
                            show_progress=False, report=False)
     assert whole.computed == 3 and len(calls) == 3

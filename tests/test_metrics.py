@@ -10,14 +10,14 @@ import pytest
 import torch
 from torch import nn
 
+from xai_core.baselines import baseline_clip
 from xai_core.errors import ParameterError
+from xai_core.filters import gaussian_blur
 from xai_core.methods.base import Attribution, Method
 from xai_core.metrics import ClipEvidence, get_metric, list_metrics
 from xai_core.metrics.causal import (
     auc,
-    baseline_clip,
     cell_index,
-    gaussian_blur,
     perturbation_curve,
     rank_units,
     saliency_metric,
@@ -252,10 +252,10 @@ def test_insertion_and_deletion_rank_ideal_over_random_over_reversed():
 def test_grey_baseline_is_pixel_127_5_through_the_spec():
     model = wrap_module(RegionModel(_region()), _spec(mean=0.2), ["a", "b"], device="cpu")
     x = torch.zeros(1, 3, T, H, W)
-    grey = baseline_clip(x, model, "grey")
+    grey = baseline_clip(model, x, "grey")
     assert torch.allclose(grey, torch.full_like(x, 127.5 / 255 - 0.2))
     with pytest.raises(ParameterError):
-        baseline_clip(x, model, "black")
+        baseline_clip(model, x, "white")
 
 
 def test_gaussian_blur_keeps_constants_and_does_not_mix_frames():

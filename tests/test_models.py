@@ -15,6 +15,7 @@ from xai_core.models import registry
 from xai_core.models.checkpoints import load_class_names
 from xai_core.models.registry import get_spec, list_models, load_model, read_checkpoint
 from xai_core.models.zoo import C3D_INPUT, KINETICS_INPUT
+from xai_core.registry import Registry
 from xai_core.video import load_clip
 
 # Smallest input each architecture accepts (C3D's fc6 needs 16×112×112, S3D's pool 16×224).
@@ -171,7 +172,7 @@ def test_unknown_architecture_and_incomplete_arguments(tmp_path):
 
 def test_missing_bundled_weights_say_how_to_get_them(tmp_path, monkeypatch):
     spec = dataclasses.replace(get_spec("motion"), name="ghost", weights=str(tmp_path / "g.pt"))
-    monkeypatch.setitem(registry._REGISTRY, "ghost", spec)
+    monkeypatch.setitem(registry.MODELS, "ghost", spec)
     with pytest.raises(CheckpointError, match="make train"):
         load_model("ghost")
 
@@ -179,7 +180,7 @@ def test_missing_bundled_weights_say_how_to_get_them(tmp_path, monkeypatch):
 def test_registering_early_does_not_hide_the_zoo(monkeypatch):
     mine = dataclasses.replace(get_spec("small-c3d"), name="mine")
     # As in a fresh process: empty registry, zoo module not imported yet.
-    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "MODELS", Registry("model", modules=("xai_core.models.zoo",)))
     monkeypatch.delitem(sys.modules, "xai_core.models.zoo")
     monkeypatch.delattr(sys.modules["xai_core.models"], "zoo", raising=False)
     registry.register_model(mine)

@@ -335,3 +335,12 @@ def test_enlarge_scales_both_sides():
     assert R.enlarge(img, 0.5).shape == (5, 10, 3)
     with pytest.raises(ParameterError, match="zoom"):
         R.enlarge(img, 0)
+
+
+def test_save_png_writes_the_png_and_nothing_else(tmp_path):
+    img = np.zeros((6, 9, 3), np.uint8)
+    img[:, 4:] = (10, 200, 30)
+    path = R.save_png(str(tmp_path / "view.png"), img)
+    assert path == tmp_path / "view.png"
+    assert path.read_bytes() == R.to_png(img)
+    assert [p.name for p in tmp_path.iterdir()] == ["view.png"]  # no temporary file left

@@ -6,7 +6,6 @@ what path) is in docs/reliability.md, "Serving safely".
 
 from __future__ import annotations
 
-import errno
 import gc
 import json
 import os
@@ -16,18 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bad_input import (
-    TINY,
+from helpers import (
+    WORLD_ARCH,
+    FullDiskWriter,
     assert_views,
     errors,
     own_app,
     upload,
     upload_files,
-    world,  # noqa: F401  (the module fixture: a models folder, a private cache)
 )
 
-from dashboard import export, state
-from dashboard.state import Settings, UploadFolder, folder_path, safe_file_name
+from dashboard import export, resources
+from dashboard.resources import UploadFolder, folder_path, safe_file_name
+from dashboard.settings import Settings
 from xai_core.errors import CheckpointError
 
 try:
@@ -55,7 +55,7 @@ def test_upload_limits_are_set_and_consistent(config):
     limit = config["server"]["maxUploadSize"]
     # the server's limit is the only one a hand-made request cannot skip: it must cover
     # the largest legitimate upload (a checkpoint) and no more
-    assert limit == state.MAX_CHECKPOINT_MB >= state.MAX_VIDEO_MB
+    assert limit == resources.MAX_CHECKPOINT_MB >= resources.MAX_VIDEO_MB
 
 
 def test_no_telemetry_no_tracebacks_in_the_browser_and_protections_left_on(config):
@@ -130,22 +130,10 @@ def test_failed_upload_write_leaves_no_half_file(monkeypatch):
     def full_disk(fd, mode="r", *args, **kwargs):
         fh = real_fdopen(fd, mode, *args, **kwargs)
 
-        class Half:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                fh.close()
-
-            def write(self, data):
-                fh.write(data[:3])
-                fh.flush()
-                raise OSError(errno.ENOSPC, "No space left on device")
-
-        return Half()
+        return FullDiskWriter(fh, keep=3)
 
     try:
-        monkeypatch.setattr(state.os, "fdopen", full_disk)
+        monkeypatch.setattr(resources.os, "fdopen", full_disk)
         with pytest.raises(OSError, match="No space"):
             folder.store("video", "clip.mp4", b"0123456789")
         monkeypatch.undo()
@@ -168,7 +156,7 @@ def test_upload_folder_is_removed_when_the_session_goes():
     assert not path.exists()
 
 
-def test_ui_crafted_upload_name_stays_inside_and_the_session_cleans_up(world):  # noqa: F811
+def test_ui_crafted_upload_name_stays_inside_and_the_session_cleans_up(world):
     at = own_app()
     upload(at, "../../etc/passwd.mp4", world.clip.read_bytes())
     assert_views(at)
@@ -186,7 +174,7 @@ def test_ui_crafted_upload_name_stays_inside_and_the_session_cleans_up(world):  
 
 
 # --------------------------------------------------------------------------- models folder
-def test_models_folder_names_cannot_point_outside(world, tmp_path):  # noqa: F811
+def test_models_folder_names_cannot_point_outside(world, tmp_path):
     outside = tmp_path / "outside.pt"
     outside.write_bytes(b"secret")
     (world.models / "link.pt").symlink_to(outside)
@@ -200,18 +188,18 @@ def test_models_folder_names_cannot_point_outside(world, tmp_path):  # noqa: F81
         (world.models / "link.pt").unlink()
 
 
-def test_ui_settings_pointing_outside_the_models_folder_read_nothing(world, tmp_path,  # noqa: F811
+def test_ui_settings_pointing_outside_the_models_folder_read_nothing(world, tmp_path,
                                                                     monkeypatch):
     outside = tmp_path / "outside.pt"
     outside.write_bytes(b"secret")
     read: list[str] = []
-    real = state.load_model
-    monkeypatch.setattr(state, "load_model", lambda *a, **k: (read.append(str(k.get(
+    real = resources.load_model
+    monkeypatch.setattr(resources, "load_model", lambda *a, **k: (read.append(str(k.get(
         "checkpoint"))), real(*a, **k))[1])
-    state.load_own.clear()
+    resources.load_own.clear()
     at = own_app()
     for name in (str(outside), "../outside.pt", "/etc/passwd"):
-        settings = json.loads(Settings(model_source="own", arch=TINY, checkpoint=name,
+        settings = json.loads(Settings(model_source="own", arch=WORLD_ARCH, checkpoint=name,
                                        classes="../classes.txt").to_json())
         at.sidebar.file_uploader(key="settings_upload").set_value(
             ("s.json", json.dumps(settings).encode(), "application/json"))
@@ -224,7 +212,7 @@ def test_ui_settings_pointing_outside_the_models_folder_read_nothing(world, tmp_
 
 
 # --------------------------------------------------------------------------- exports
-def test_exports_are_built_in_temporary_folders_that_are_removed(world, tmp_path,  # noqa: F811
+def test_exports_are_built_in_temporary_folders_that_are_removed(world, tmp_path,
                                                                  monkeypatch):
     at = own_app()
     upload(at, "clip.mp4", world.clip.read_bytes())

@@ -17,6 +17,7 @@ from xai_core.models.spec import InputSpec
 from xai_core.video import (
     VideoLimits,
     as_rgb_frames,
+    decoders,
     list_frame_files,
     load_clip,
     load_frame_folder,
@@ -27,7 +28,6 @@ from xai_core.video import (
     sliding_windows,
     write_video,
 )
-from xai_core.video import read as read_mod
 from xai_core.video.preprocess import normalise, resize_and_crop
 
 SPEC = InputSpec(num_frames=8, height=32, width=32, resize=None, scale=1 / 255,
@@ -155,27 +155,27 @@ def test_short_video_is_loop_padded(tmp_path):
 
 def test_only_the_needed_frames_are_decoded(mp4, monkeypatch):
     seen: list[list[int]] = []
-    real = read_mod._DecordDecoder.get
+    real = decoders.DecordDecoder.get
 
     def spy(self, indices):
         seen.append(list(indices))
         return real(self, indices)
 
-    monkeypatch.setattr(read_mod._DecordDecoder, "get", spy)
+    monkeypatch.setattr(decoders.DecordDecoder, "get", spy)
     read_frames(mp4, start=20, num_frames=4, stride=2)
-    # _open checks frame 0 decodes; then exactly the clip's frames, nothing else.
+    # opening checks frame 0 decodes; then exactly the clip's frames, nothing else.
     assert seen == [[0], [20, 22, 24, 26]]
 
 
 def test_sliding_windows_match_read_frames_and_decode_each_frame_once(mp4, monkeypatch):
     decoded: list[int] = []
-    real = read_mod._DecordDecoder.get
+    real = decoders.DecordDecoder.get
 
     def spy(self, indices):
         decoded.extend(indices)
         return real(self, indices)
 
-    monkeypatch.setattr(read_mod._DecordDecoder, "get", spy)
+    monkeypatch.setattr(decoders.DecordDecoder, "get", spy)
     windows = list(sliding_windows(mp4, window=8, stride_between_windows=4, frame_stride=2))
     assert [s for s, _ in windows] == [0, 4, 8, 12]  # last start 12: frames 12..26
     for start, frames in windows:
@@ -428,7 +428,7 @@ def test_fallback_decoders_read_the_same_frames(tmp_path, monkeypatch, broken, e
         raise RuntimeError("unavailable")
 
     for name in broken:
-        cls = {"decord": read_mod._DecordDecoder, "opencv": read_mod._OpenCVDecoder}[name]
+        cls = {"decord": decoders.DecordDecoder, "opencv": decoders.OpenCVDecoder}[name]
         monkeypatch.setattr(cls, "__init__", refuse)
     info = probe(path)
     assert info.reader == ("pyav" if "opencv" in broken else "opencv")

@@ -10,35 +10,39 @@ The public API is small::
     exp["dtd"].temporal          # (T, H, W) signed motion relevance
     exp.summary()                # JSON-able prediction, motion share, timings
 
+    # the same as one request, built and validated once, then priced and computed
+    request = xc.ExplainRequest.build(model, clip, ["dtd", "gradcam"])
+    print(xc.estimate(request).total())
+    exp = xc.run(request)
+
 ``python -m xai_core --help`` gives the same from the command line.
 """
 
-__version__ = "0.1.0"  # first: cache keys and result files import it
-
-from .decompose import DecompositionOptions  # noqa: E402
-from .engine import explain  # noqa: E402
-from .methods.base import get_method, list_methods  # noqa: E402
-from .models.registry import list_models, load_model  # noqa: E402
-from .results import Explanation, MethodResult  # noqa: E402
+from .decompose import DecompositionOptions
+from .engine import explain, run
+from .estimate import estimate
+from .methods.base import get_method, list_methods
+from .models.registry import list_models, load_model
+from .request import ExplainRequest
+from .results import Explanation, MethodResult
+from .timeline import timeline
+from .version import __version__
+from .video.clip import load_clip
 
 __all__ = [
     "DecompositionOptions",
+    "ExplainRequest",
     "Explanation",
     "MethodResult",
     "__version__",
+    "estimate",
     "explain",
     "get_method",
     "list_methods",
     "list_models",
     "load_clip",
     "load_model",
+    "run",
+    "timeline",
 ]
 
-
-def __getattr__(name: str):
-    # the video reader pulls in decord/OpenCV: imported on first use only
-    if name == "load_clip":
-        from .video.clip import load_clip
-
-        return load_clip
-    raise AttributeError(f"module 'xai_core' has no attribute {name!r}")

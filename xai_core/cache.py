@@ -30,10 +30,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import numpy as np
+from diskcache.core import UNKNOWN
 
-from . import __version__
 from .errors import CacheError
+from .version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +154,6 @@ class ResultCache:
             self._open_disk(Path(directory), size_limit_mb)
 
     def _open_disk(self, directory: Path, size_limit_mb: int) -> None:
-        import diskcache
-
         try:
             directory.mkdir(parents=True, exist_ok=True)
             probe = directory / f".probe-{os.getpid()}-{threading.get_ident()}"
@@ -316,9 +316,6 @@ def _tracked_disk() -> type:
     diskcache indexes a value file only after writing it, so a write cut short (disk full,
     database error) is never served — but its file would stay, unindexed, forever.
     """
-    import diskcache
-    from diskcache.core import UNKNOWN
-
     class TrackedDisk(diskcache.Disk):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -348,6 +345,15 @@ def _copy(arrays: Arrays) -> Arrays:
 
 _default: ResultCache | None = None
 _default_lock = threading.Lock()
+
+#: Default of every ``cache=`` argument: the process-wide :func:`default_cache`.
+DEFAULT_CACHE: Any = object()
+
+
+def resolve_cache(cache: ResultCache | None | Any) -> ResultCache | None:
+    """``cache`` itself, or the process-wide cache for :data:`DEFAULT_CACHE` (``None``
+    stays ``None``: compute without a cache)."""
+    return default_cache() if cache is DEFAULT_CACHE else cache
 
 
 def default_cache() -> ResultCache:

@@ -16,7 +16,7 @@ import traceback
 from .errors import XaiError
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("predict", "explain", "evaluate", "models", "methods")
+COMMANDS = ("predict", "explain", "timeline", "evaluate", "models", "methods")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 3
@@ -30,12 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"{__package__}.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.commands.{name}":
-                continue  # command not built yet
-            raise
+        module = importlib.import_module(f"{__package__}.commands.{name}")
         p = module.add_parser(sub)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks of errors")

@@ -8,7 +8,9 @@ Two decompositions, both built only on the method contract of
   times, padded by repetition and never with black frames, which would inject false
   motion — for the same target; temporal = full − spatial.
 * **Selective relevance** (Hiley et al. 2020, paper 001): keep the voxels where the
-  temporal Sobel derivative of the relevance exceeds ``sigma`` standard deviations.
+  temporal Sobel derivative of the relevance exceeds ``sigma`` standard deviations —
+  the paper's variant and border-aware ones, in :mod:`xai_core.selective` (re-exported
+  here).
 
 Relevance stays signed and in the method's own units unless
 :class:`DecompositionOptions` asks for the paper's max-abs normalisation.
@@ -22,19 +24,37 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .errors import ParameterError
 from .methods.base import Method
 from .models.registry import LoadedModel
+from .selective import (
+    DEFAULT_SELECTIVE,
+    SELECTIVE_HELP,
+    SELECTIVE_NOISE_FLOOR,
+    SOBEL_BORDERS,
+    SelectiveInputs,
+    apply_selective,
+    selective_mask,
+    selective_relevance,
+    selective_variants,
+    sobel_kernel,
+    still_derivative,
+    temporal_sobel,
+)
+
+__all__ = [
+    "DEFAULT_OPTIONS", "DEFAULT_SELECTIVE", "NORMALISATIONS", "SELECTIVE_HELP",
+    "SELECTIVE_NOISE_FLOOR", "SLICES", "SOBEL_BORDERS", "DecompositionOptions",
+    "Discriminative", "SelectiveInputs", "apply_selective", "discriminative",
+    "distinct_frames", "freeze_frame_clips", "freeze_frame_selection",
+    "motion_share_discriminative", "motion_share_selective", "scale_full", "selective_for",
+    "selective_mask", "selective_relevance", "selective_variants", "sobel_kernel",
+    "spatial_from_freeze_frames", "temporal_sobel",
+]
 
 SLICES = ("same", "first", "mean")
 NORMALISATIONS = ("none", "max-abs")
-SOBEL_BORDERS = ("replicate", "zeros")
-
-#: A temporal derivative whose spread is below this fraction of the relevance's peak is
-#: float rounding, not motion: the selective mask is then empty.
-SELECTIVE_NOISE_FLOOR = 1e-6
 
 #: progress(done, total) inside one decomposition stage.
 StageProgress = Callable[[int, int], None]
@@ -69,6 +89,16 @@ class DecompositionOptions:
         first and last relevance slices, so relevance that is constant in time has zero
         derivative at the borders too; ``"zeros"`` is the authors' ``conv3d(padding=1)``,
         which marks the first and last frames as "moving" whenever they carry relevance.
+    selective
+        Which selective-relevance variant (:mod:`xai_core.selective`):
+        ``"still-corrected"`` (default) thresholds the derivative of the relevance minus
+        that of each frame's freeze-frame clip, so the network's zero padding in time
+        marks nothing and a static clip has an empty mask; ``"hiley2020"`` is the
+        paper's (paper 001), which marks the first and last frames of a static clip;
+        ``"temporal"`` the derivative of the temporal relevance; ``"input-gated"`` the
+        paper's mask where the input changes. A method explained without the split
+        (``--full-only``) has no freeze-frame clips: ``still-corrected`` and
+        ``temporal`` then use ``input-gated``. Evidence: docs/evaluation.md.
     chunk_size
         Freeze-frame clips per pass (``None``: the method's ``default_batch_size``).
         Does not change the result, only memory and speed.
@@ -82,6 +112,7 @@ class DecompositionOptions:
     normalise: str = "none"
     sigma: float = 4.0
     sobel_border: str = "replicate"
+    selective: str = DEFAULT_SELECTIVE
     chunk_size: int | None = None
     reuse_identical: bool = True
 
@@ -89,6 +120,7 @@ class DecompositionOptions:
         _choice("slice", self.slice, SLICES)
         _choice("normalise", self.normalise, NORMALISATIONS)
         _choice("sobel_border", self.sobel_border, SOBEL_BORDERS)
+        _choice("selective", self.selective, selective_variants())
         # σ = 0 would keep every voxel with any temporal change: no selection at all
         if not isinstance(self.sigma, (int, float)) or not 0 < float(self.sigma) <= 100:
             raise ParameterError(f"sigma must be a number above 0 and at most 100, got "
@@ -155,11 +187,6 @@ def freeze_frame_clips(x: torch.Tensor, frames: list[int] | None = None) -> torc
     return still.movedim(1, 0).unsqueeze(2).expand(-1, -1, t, -1, -1).contiguous()
 
 
-def is_static(x: torch.Tensor) -> bool:
-    """True when every frame of the clip (1, 3, T, H, W) equals the first, bit for bit."""
-    return bool((x == x[:, :, :1]).all())
-
-
 @dataclass
 class Discriminative:
     """Output of :func:`discriminative`: maps (T, H, W) and the number of passes run."""
@@ -168,6 +195,9 @@ class Discriminative:
     spatial: torch.Tensor
     temporal: torch.Tensor
     freeze_frame_passes: int
+    #: :func:`~xai_core.selective.still_derivative` of the freeze-frame explanations, in
+    #: the units of ``full`` (what the ``still-corrected`` selective variant subtracts).
+    still: torch.Tensor | None = None
 
 
 def freeze_frame_selection(x: torch.Tensor, options: DecompositionOptions = DEFAULT_OPTIONS
@@ -232,11 +262,36 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
         if progress is not None and len(reps) == 1:
             progress(1, 1)
     spatial = spatial_from_freeze_frames(explained, inverse, options.slice)
+    explained = explained.to(torch.float32)
+    if options.normalise == "max-abs":  # the still clips in the units of the scaled full map
+        explained = explained / _max_abs(full.to(torch.float32))
+    still = still_derivative(explained, inverse, options.sobel_border)
     full = scale_full(full, options)
     if options.normalise == "max-abs":
         spatial = spatial / _max_abs(spatial, per_frame=True)
     temporal = full - spatial
-    return Discriminative(full, spatial, temporal, passes)
+    return Discriminative(full, spatial, temporal, passes, still)
+
+
+def selective_for(options: DecompositionOptions, full: torch.Tensor, x: torch.Tensor,
+                  split: Discriminative | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Selective relevance (full × mask, mask) of the variant ``options.selective``.
+
+    Parameters
+    ----------
+    options
+        Variant, threshold ``sigma`` and Sobel border.
+    full
+        The full relevance (T, H, W), as the split (or :func:`scale_full`) left it.
+    x
+        The clip (1, 3, T, H, W), normalised.
+    split
+        The freeze-frame split, or ``None`` for a method explained without it (the
+        variants that need it then use their fallback, see :mod:`xai_core.selective`).
+    """
+    inputs = SelectiveInputs(full, x, None if split is None else split.temporal,
+                             None if split is None else split.still)
+    return apply_selective(options.selective, inputs, options.sigma, options.sobel_border)
 
 
 def spatial_from_freeze_frames(explained: torch.Tensor, inverse: torch.Tensor,
@@ -269,85 +324,6 @@ def _max_abs(t: torch.Tensor, per_frame: bool = False) -> torch.Tensor:
     """max |t| of the volume (or of each frame); 1 where it is 0 so zero maps stay zero."""
     m = t.abs().amax(dim=(1, 2), keepdim=True) if per_frame else t.abs().amax()
     return torch.where(m > 0, m, torch.ones_like(m))
-
-
-# --------------------------------------------------------------------------- selective
-def sobel_kernel() -> torch.Tensor:
-    """The 3×3×3 temporal Sobel kernel of paper 001 as a (T, H, W) tensor.
-
-    Slice t−1 = [[1,2,1],[2,4,2],[1,2,1]], slice t = 0, slice t+1 = −(slice t−1).
-    """
-    smooth = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
-    return torch.stack([smooth, torch.zeros(3, 3), -smooth])
-
-
-def temporal_sobel(relevance: torch.Tensor, border: str = "replicate") -> torch.Tensor:
-    """Temporal Sobel derivative D of relevance (T, H, W) or (B, T, H, W).
-
-    D[t] = S(R[t−1]) − S(R[t+1]), S the 3×3 [1,2,1]⊗[1,2,1] spatial smoothing with zero
-    padding (space borders do not create change in time). In time the clip is padded by
-    ``border``: ``"replicate"`` (R[−1] = R[0], R[T] = R[T−1]) or ``"zeros"`` (authors').
-
-    The smoothing is computed once per slice with element-wise shifted sums, so two
-    bit-identical slices smooth to bit-identical results: relevance constant in time
-    has a derivative of exactly zero.
-    """
-    _choice("sobel_border", border, SOBEL_BORDERS)
-    r = relevance.to(torch.float32)
-    squeeze = r.ndim == 3
-    if squeeze:
-        r = r.unsqueeze(0)
-    if r.ndim != 4:
-        raise ParameterError(f"relevance must be (T, H, W) or (B, T, H, W), got {tuple(r.shape)}")
-    p = F.pad(r, (1, 1, 1, 1))  # zero padding in H and W
-    rows = p[..., :-2, :] + 2 * p[..., 1:-1, :] + p[..., 2:, :]
-    smooth = rows[..., :-2] + 2 * rows[..., 1:-1] + rows[..., 2:]  # (B, T, H, W)
-    if border == "replicate":
-        before, after = smooth[:, :1], smooth[:, -1:]
-    else:
-        before, after = torch.zeros_like(smooth[:, :1]), torch.zeros_like(smooth[:, -1:])
-    padded = torch.cat([before, smooth, after], dim=1)
-    d = padded[:, :-2] - padded[:, 2:]
-    return d[0] if squeeze else d
-
-
-def selective_mask(relevance: torch.Tensor, sigma: float = 4.0,
-                   border: str = "replicate") -> torch.Tensor:
-    """Boolean mask |D| > sigma·std(D) of the temporal Sobel derivative D (paper 001).
-
-    |D| rather than D keeps both temporal directions (appearing and vanishing
-    relevance). std is the population standard deviation over the whole clip (per clip
-    for a batch). When std(D) is below :data:`SELECTIVE_NOISE_FLOOR` × max |relevance|
-    the relevance does not change in time and the mask is empty.
-
-    Notes
-    -----
-    The mask follows changes of *relevance* in time, not of pixels. On a static clip a
-    3D CNN's own zero padding in time still makes relevance differ near the first and
-    last frames, so the mask can select border frames there; the discriminative split
-    (temporal = 0 exactly on a static clip) does not have this artefact.
-    """
-    d = temporal_sobel(relevance, border)
-    batched = d.ndim == 4
-    d4 = d if batched else d.unsqueeze(0)
-    r4 = relevance.to(torch.float32).reshape(d4.shape)
-    flat = d4.flatten(1).double()
-    std = flat.std(dim=1, unbiased=False)
-    peak = r4.flatten(1).abs().amax(dim=1).double()
-    moving = std > SELECTIVE_NOISE_FLOOR * peak
-    mask = (flat.abs() > float(sigma) * std.unsqueeze(1)) & moving.unsqueeze(1)
-    mask = mask.view(d4.shape)
-    return mask if batched else mask[0]
-
-
-def selective_relevance(relevance: torch.Tensor, sigma: float = 4.0,
-                        border: str = "replicate") -> tuple[torch.Tensor, torch.Tensor]:
-    """Selective relevance (paper 001): relevance × mask, and the mask.
-
-    See :func:`selective_mask`. Works on any relevance map — full, spatial or temporal.
-    """
-    mask = selective_mask(relevance, sigma, border)
-    return relevance.to(torch.float32) * mask, mask
 
 
 # --------------------------------------------------------------------------- motion share

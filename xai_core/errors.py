@@ -17,7 +17,7 @@ class XaiError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint
-        super().__init__(message if hint is None else f"{message} {hint}")
+        super().__init__(message if hint is None else f"{_sentence(message)} {hint}")
 
     def user_message(self) -> str:
         """One line: the problem and, when known, what to do about it."""
@@ -52,3 +52,9 @@ class CacheError(XaiError):
     """The result cache cannot be used (the engine falls back to memory)."""
 
     kind = "cache"
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending as a sentence, so that a hint after it reads as the next one."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."

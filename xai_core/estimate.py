@@ -29,11 +29,11 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from .cache import ResultCache, default_cache
+from .cache import DEFAULT_CACHE, ResultCache, resolve_cache
 from .decompose import (
     DEFAULT_OPTIONS,
     DecompositionOptions,
@@ -41,15 +41,14 @@ from .decompose import (
     freeze_frame_selection,
 )
 from .errors import ParameterError
-from .methods.base import get_method, model_guard
+from .methods.base import model_guard
 from .models.registry import LoadedModel
+from .predict import class_probabilities
+from .request import ExplainRequest
 
 #: A batched forward-only pass (predictions) costs about this share of a forward+backward
 #: one on a CPU (measured, benchmarks/bench_estimate.py).
 FORWARD_SHARE = 2 / 3
-
-#: Sentinel for "the process-wide default cache" (as in :func:`xai_core.engine.explain`).
-DEFAULT_CACHE: Any = object()
 
 #: Clips per timed pass (see :func:`pass_seconds`): methods batch 4 areas, 8 freeze-frame
 #: clips or 8 noisy copies; one clip alone costs 2–4× more per clip on a CPU.
@@ -166,19 +165,38 @@ def pass_seconds(model: LoadedModel, x: torch.Tensor, repeats: int = 2) -> float
     return seconds
 
 
-def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *,
-                  target: int | str | None = None,
-                  options: DecompositionOptions = DEFAULT_OPTIONS,
-                  method_params: Mapping[str, Mapping[str, Any]] | None = None,
-                  decompose: bool | Iterable[str] = True,
-                  cache: ResultCache | None = DEFAULT_CACHE,
-                  measure: bool = True) -> CostEstimate:
-    """Estimate what :func:`xai_core.engine.explain` with the same arguments will cost.
+class PassCounts(NamedTuple):
+    """Model passes of a request, computed or not (also weights the engine's progress)."""
+
+    #: forward-only passes of the predictions, in forward+backward equivalents
+    prediction: float
+    #: ``methods[name] = (passes of the full explanation, passes of the split)``
+    methods: dict[str, tuple[int, int]]
+    #: clips a decomposed method explains: the clip plus its distinct freeze-frame clips
+    clips: int
+
+
+def pass_counts(request: ExplainRequest) -> PassCounts:
+    """How many model passes each part of ``request`` runs (nothing is cached here)."""
+    explained, _, static = freeze_frame_selection(request.x, request.options)  # as the split
+    freeze_clips = 0 if static else len(explained)
+    methods = {}
+    for name, method in request.methods.items():
+        cost = method.cost_passes()
+        methods[name] = (cost, cost * freeze_clips if request.decomposed(name) else 0)
+    # the clip and each distinct frame's freeze-frame clip, forward only
+    predicted_clips = 1 + len(distinct_frames(request.x)[0])
+    return PassCounts(predicted_clips * FORWARD_SHARE, methods, 1 + freeze_clips)
+
+
+def estimate(request: ExplainRequest, *, cache: ResultCache | None = DEFAULT_CACHE,
+             measure: bool = True) -> CostEstimate:
+    """Estimate what computing ``request`` (:func:`xai_core.engine.run`) will cost.
 
     Parameters
     ----------
-    model, clip, methods, target, options, method_params, decompose
-        As for :func:`xai_core.engine.explain` (parameters are validated the same way).
+    request
+        The request, as :func:`xai_core.engine.run` will compute it.
     cache
         Where to look for results already computed (those cost nothing); ``None`` ignores
         the cache.
@@ -191,52 +209,46 @@ def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *
     CostEstimate
         Per method: model passes, estimated seconds, whether cached, whether an upper bound.
     """
-    from .engine import (
-        decomposed_methods,
-        method_cache_key,
-        predict_probabilities,
-        predictions_cache_key,
-        prepare_clip,
-        tensor_hash,
-    )
-
-    names = [methods] if isinstance(methods, str) else list(methods)
-    params = dict(method_params or {})
-    instances = {n: get_method(n, **dict(params.get(n, {}))) for n in names}
-    split = decomposed_methods(names, decompose)
-    x, _, _ = prepare_clip(model, clip)
-    explained, _, static = freeze_frame_selection(x, options)  # as the split will do
-    clips = 1 + (0 if static else len(explained))
-
-    if cache is DEFAULT_CACHE:
-        cache = default_cache()
-    target_index = None
+    cache = resolve_cache(cache)
+    counts = pass_counts(request)
+    model, x = request.model, request.x
+    target = None
     if cache is not None:
-        target_index = (int(predict_probabilities(model, x)[0].argmax()) if target is None
-                        else model.class_index(target))
-    clip_hash = tensor_hash(x) if cache is not None else ""
+        target = (request.target if request.target is not None
+                  else int(class_probabilities(model, x)[0].argmax()))
 
     per_pass: float | None = None
     costs = []
-    for name, method in instances.items():
-        decomposed = name in split
-        passes = method.cost_passes() * (clips if decomposed else 1)
-        keys = [method_cache_key(cache, method, model, clip_hash, target_index, options)
-                ] if cache is not None else []
-        if keys and not decomposed:  # as explain(): a decomposed result serves too
-            keys.append(method_cache_key(cache, method, model, clip_hash, target_index,
-                                         options, decompose=False))
-        cached = any(cache.contains(k) for k in keys)
+    for name, method in request.methods.items():
+        full, freeze = counts.methods[name]
+        cached = cache is not None and any(
+            cache.contains(k) for k in request.method_keys(cache, name, target))
         if measure and not cached and per_pass is None:
             per_pass = pass_seconds(model, x)
+        passes = full + freeze
         seconds = 0.0 if cached else passes * (per_pass or 0.0)
         costs.append(MethodCost(name, passes, seconds, cached,
-                                at_most=type(method).stops_early, decomposed=decomposed))
-    predicted = cache is not None and cache.contains(predictions_cache_key(cache, model,
-                                                                            clip_hash))
+                                at_most=type(method).stops_early,
+                                decomposed=request.decomposed(name)))
+    predicted = cache is not None and cache.contains(request.prediction_key(cache))
     if measure and not predicted and per_pass is None:
         per_pass = pass_seconds(model, x)
-    # the clip and each distinct frame's freeze-frame clip, forward only
-    predicted_clips = 1 + len(distinct_frames(x)[0])
-    prediction = 0.0 if predicted else predicted_clips * FORWARD_SHARE * (per_pass or 0.0)
-    return CostEstimate(tuple(costs), per_pass or 0.0, clips, prediction)
+    prediction = 0.0 if predicted else counts.prediction * (per_pass or 0.0)
+    return CostEstimate(tuple(costs), per_pass or 0.0, counts.clips, prediction)
+
+
+def estimate_cost(model: LoadedModel, clip: Any, methods: str | Iterable[str], *,
+                  target: int | str | None = None,
+                  options: DecompositionOptions = DEFAULT_OPTIONS,
+                  method_params: Mapping[str, Mapping[str, Any]] | None = None,
+                  decompose: bool | Iterable[str] = True,
+                  cache: ResultCache | None = DEFAULT_CACHE,
+                  measure: bool = True) -> CostEstimate:
+    """Estimate what :func:`xai_core.engine.explain` with the same arguments will cost.
+
+    Builds the same :class:`~xai_core.request.ExplainRequest` as ``explain`` (parameters
+    are validated the same way) and calls :func:`estimate`.
+    """
+    request = ExplainRequest.build(model, clip, methods, target=target, options=options,
+                                   method_params=method_params, decompose=decompose)
+    return estimate(request, cache=cache, measure=measure)

@@ -14,7 +14,7 @@ __all__ = ["Progress", "ProgressEvent", "STAGES", "ignore"]
 
 #: Stages of an explanation, in the order they run.
 STAGES: tuple[str, ...] = ("prediction", "freeze-frame predictions", "full", "freeze frames",
-                           "selective", "cached", "metrics", "clips")
+                           "selective", "cached", "metrics", "clips", "windows")
 
 
 @dataclass(frozen=True)

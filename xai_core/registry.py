@@ -3,8 +3,7 @@
 Everything a user picks by name — an attribution method, a metric, a model — lives in a
 :class:`Registry`: registered by a decorator (or a call), looked up with a clear error
 naming the known entries, listed in registration order. The families fill their
-registries by importing their modules (``xai_core.methods``, ``xai_core.metrics``,
-``xai_core.models``), so nothing here imports them back.
+registries when their modules are imported, which a registry does on its first lookup.
 
 Methods and metrics share :class:`Configurable`: their parameters are declared as
 :class:`Param` class attributes, validated once on construction, and make up the cache
@@ -13,13 +12,14 @@ key and the ``repr`` (the pattern of zennit's rules and Quantus' metrics).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .errors import ParameterError
 
-__all__ = ["Configurable", "Param", "Registry", "parse_spec", "format_spec"]
+__all__ = ["Configurable", "Param", "Registry", "UnknownName", "format_spec", "parse_spec"]
 
 T = TypeVar("T")
 
@@ -101,83 +101,89 @@ class Configurable:
         return f"{type(self).__name__}({args})"
 
 
-class Registry(Generic[T]):
-    """Entries by name; ``load`` imports the modules that register them, on first use.
+class UnknownName(ParameterError, KeyError):
+    """No entry of that name (a :class:`ParameterError` that is also a ``KeyError``)."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the message
+
+
+class Registry(MutableMapping[str, T]):
+    """Entries by name, filled by the modules that define them.
 
     Parameters
     ----------
     kind
         What the entries are ("method", "metric", "model"), for messages.
-    load
-        Called once before the first lookup (imports the family's modules). Importing on
-        first use rather than at import time keeps the bases free of cycles with their
-        families.
+    modules
+        Modules that register entries when imported, imported on the first lookup. Named
+        rather than imported here so that a base module never imports its families (no
+        import cycle), and because the families pull in heavy libraries (captum and
+        zennit take seconds) that ``import xai_core`` should not pay for.
+
+    A mapping: ``registry[name]`` raises :class:`UnknownName` naming the known entries,
+    ``registry.get(name)`` returns ``None``; tests may add and remove entries.
     """
 
-    def __init__(self, kind: str, load: Callable[[], None] | None = None) -> None:
+    def __init__(self, kind: str, modules: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._load = load
-        self._loaded = load is None
+        self._modules = modules
+        self._loaded = not modules
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
             self._loaded = True
             try:
-                self._load()  # type: ignore[misc]
+                for module in self._modules:
+                    importlib.import_module(module)
             except BaseException:
                 self._loaded = False
                 raise
 
-    def add(self, name: str, entry: T) -> T:
-        """Register ``entry`` under ``name`` (a later registration replaces an earlier one)."""
+    def register(self, entry: T) -> T:
+        """Register ``entry`` under its ``name`` attribute (usable as a class decorator); a
+        later registration under the same name replaces an earlier one."""
+        name = getattr(entry, "name", "")
         if not name:
             raise TypeError(f"a {self.kind} needs a name: {entry!r}")
         self._entries[name] = entry
         return entry
 
-    def register(self, cls: T) -> T:
-        """Class decorator: register ``cls`` under its ``name`` attribute."""
-        return self.add(getattr(cls, "name", ""), cls)
-
-    def get(self, name: str) -> T:
-        """The entry named ``name``; a :class:`ParameterError` naming the known ones if none."""
+    def __getitem__(self, name: str) -> T:
         self._ensure_loaded()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise ParameterError(f"unknown {self.kind} {name!r}",
-                                 hint=f"Known {self.kind}s: {', '.join(sorted(self._entries))}."
-                                 ) from None
+            raise UnknownName(f"unknown {self.kind} {name!r}",
+                              hint=f"Known {self.kind}s: {', '.join(sorted(self._entries))}."
+                              ) from None
 
-    def find(self, name: str) -> T | None:
-        """The entry or ``None`` (no error)."""
-        self._ensure_loaded()
-        return self._entries.get(name)
+    def __setitem__(self, name: str, entry: T) -> None:
+        self._entries[name] = entry
 
-    def names(self) -> list[str]:
-        self._ensure_loaded()
-        return list(self._entries)
-
-    def values(self) -> list[T]:
-        self._ensure_loaded()
-        return list(self._entries.values())
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
 
     def __contains__(self, name: object) -> bool:
         self._ensure_loaded()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
+        self._ensure_loaded()
+        return iter(list(self._entries))
 
     def __len__(self) -> int:
         self._ensure_loaded()
         return len(self._entries)
 
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {sorted(self._entries)})"
+
 
 # --------------------------------------------------------------------------- NAME:key=value
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """``"occlusion:window=4,28,28,stride=2,14,14"`` → ``("occlusion", {"window": "4,28,28", ...})``.
+    """``"occlusion:window=4,28,28,stride=2,14,14"`` → ``("occlusion", {"window": "4,28,28",
+    "stride": "2,14,14"})``.
 
     The one syntax for a named thing with parameters, on every command line and in the
     dashboard's settings: ``NAME`` or ``NAME:key=value,key=value``. A comma-separated
@@ -187,7 +193,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     name, _, rest = spec.partition(":")
     name = name.strip()
     if not name:
-        raise ParameterError(f"no name in {spec!r}.", hint="Write NAME or NAME:key=value,key=value.")
+        raise ParameterError(f"no name in {spec!r}.",
+                             hint="Write NAME or NAME:key=value,key=value.")
     params: dict[str, str] = {}
     last: str | None = None
     for part in rest.split(",") if rest.strip() else []:

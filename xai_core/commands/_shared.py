@@ -6,12 +6,46 @@ import argparse
 
 from ..errors import ParameterError
 
+#: Help of the model-choice flags, one wording for every command.
+WEIGHTS_HELP = ("torchvision's pretrained weights of --arch by name, fetched on first use into "
+                "the torch hub cache: KINETICS400_V1, R3D_18_Weights.KINETICS400_V1 or DEFAULT "
+                "(see `models`)")
+HF_HELP = ("a Hugging Face video classifier (VideoMAE, TimeSformer, ViViT): hub id (from the "
+           "cache; downloaded when online) or a folder written by save_pretrained")
+
+
+def add_model_source_arguments(p: argparse.ArgumentParser) -> None:
+    """``--weights`` and ``--hf``: models that bring their own classes and input spec."""
+    p.add_argument("--weights", metavar="NAME", help=WEIGHTS_HELP)
+    p.add_argument("--hf", metavar="ID_OR_FOLDER", help=HF_HELP)
+
 
 def check_model_arguments(args: argparse.Namespace) -> None:
     """Refuse contradictory model arguments before anything is loaded."""
+    weights, hf = getattr(args, "weights", None), getattr(args, "hf", None)
+    if hf is not None and (args.model is not None or args.arch or args.checkpoint or weights
+                           or args.classes):
+        raise ParameterError("--hf is given alone",
+                             hint="The Hugging Face model brings its classes and input spec; "
+                                  "drop --model, --arch, --checkpoint, --weights and --classes.")
+    if weights is not None:
+        if args.checkpoint or args.classes:
+            raise ParameterError("give either --weights or --checkpoint, not both",
+                                 hint="--weights loads torchvision's pretrained weights, with "
+                                      "their own class names; --checkpoint your own file.")
+        if not args.arch or args.model is not None:
+            raise ParameterError("--weights needs --arch (and no --model)",
+                                 hint="For example --arch r3d_18 --weights KINETICS400_V1.")
     if args.model is not None and (args.arch or args.checkpoint):
         raise ParameterError("give either --model or --arch with --checkpoint, not both",
                              hint="--model picks a bundled model; --arch/--checkpoint your own.")
     if args.classes and not args.checkpoint:
         raise ParameterError("--classes belongs to an own checkpoint",
                              hint="Add --arch NAME --checkpoint FILE.")
+
+
+def model_source(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``load_model`` the command line asks for."""
+    return {"arch": args.arch, "checkpoint": args.checkpoint, "classes": args.classes,
+            "device": args.device, "weights": getattr(args, "weights", None),
+            "hf": getattr(args, "hf", None)}

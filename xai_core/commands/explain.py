@@ -5,7 +5,7 @@ Examples::
     python -m xai_core explain sample_videos/move_left.mp4 --out runs/move_left
     python -m xai_core explain clip.mp4 --method dtd --method gradcam --sigma 2 --out out/
     python -m xai_core explain clip.mp4 --arch c3d --checkpoint c3d.pt --classes ucf.txt \\
-        --param integrated-gradients.steps=64 --method integrated-gradients --out out/
+        --method integrated-gradients:steps=64 --out out/
     python -m xai_core explain clip.mp4 --method extremal-perturbation \\
         --full-only extremal-perturbation --estimate     # how long, before starting
 
@@ -14,29 +14,50 @@ The folder gets, per method, ``<method>.npz`` (float32 ``full``, ``spatial``,
 ``selective_mask``, ``raw`` when the method has one, uint8 ``frames`` (T×H×W×3 RGB as
 cropped for the model)), ``<method>.png`` (strips of the maps) and ``<method>.mp4``
 (full | temporal overlay, or full | selective without the split; H.264), plus
-``summary.json``. It is written to a temporary folder and renamed into place, so a
-failure never leaves half a result.
+``summary.json``; with ``--report`` also ``report.html`` (the verdict in plain words, the
+four views at the key frames, the per-frame relevance plot; self-contained) and
+``side_by_side.mp4`` (frame | full | spatial | temporal, a row per method). It is
+written to a temporary folder and renamed into place, so a failure never leaves half a
+result.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from ..decompose import NORMALISATIONS, SLICES, SOBEL_BORDERS, DecompositionOptions
+from .. import render
+from ..atomic import atomic_dir
+from ..decompose import (
+    DEFAULT_SELECTIVE,
+    NORMALISATIONS,
+    SELECTIVE_HELP,
+    SLICES,
+    SOBEL_BORDERS,
+    DecompositionOptions,
+    selective_variants,
+)
+from ..engine import run as run_request
 from ..errors import ParameterError
-from ..estimate import estimate_cost
-from ..methods.base import METHODS, get_method
+from ..estimate import estimate
+from ..methods.base import get_method
 from ..models.registry import load_model
+from ..progress import ProgressEvent
+from ..registry import parse_spec
+from ..render.movie import write_side_by_side
+from ..render.report_page import write_report
+from ..request import ExplainRequest
 from ..results import Explanation
-from ._shared import check_model_arguments
+from ..synthetic.samples import manifest_entries
+from ..verdict import verdict
+from ..video.clip import load_clip
+from ..video.write import write_video
+from ._shared import add_model_source_arguments, check_model_arguments, model_source
 
 #: Frame rate of the preview videos (the clip's own timing is in summary.json).
 PREVIEW_FPS = 8.0
@@ -54,9 +75,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
     p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
     p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
+    add_model_source_arguments(p)
     p.add_argument("--method", "--methods", action="extend", nargs="+", dest="methods",
-                   metavar="M", help="methods to run: --method dtd gradcam or repeated "
-                                     "(default dtd; see `methods`)")
+                   metavar="M", help="methods to run, each NAME or NAME:key=value,...: "
+                                     "--method dtd gradcam or repeated (default dtd; see "
+                                     "`methods`)")
     p.add_argument("--full-only", action="extend", nargs="+", default=[], metavar="M",
                    help="methods explained without the spatial / temporal split (full and "
                         "selective relevance only): the split explains one more clip per "
@@ -64,9 +87,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--estimate", action="store_true",
                    help="print how long the explanation would take (measured pass time × "
                         "model passes; cached results cost nothing) and exit")
-    p.add_argument("--param", action="append", default=[], metavar="M.KEY=VALUE",
-                   help="method parameter, e.g. integrated-gradients.steps=64 or "
-                        "occlusion.window=4,28,28 (repeatable)")
+    p.add_argument("--param", action="append", default=[], metavar="M:KEY=VALUE",
+                   help="parameters of a computed method, in the NAME:key=value syntax of "
+                        "--method: integrated-gradients:steps=64 or "
+                        "occlusion:window=4,28,28,stride=2,14,14 (repeatable)")
     p.add_argument("--target", default=None, metavar="CLASS",
                    help="class index or name to explain (default: the predicted class)")
     p.add_argument("--start", type=int, default=0, metavar="FRAME",
@@ -84,75 +108,82 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "max-abs = the paper's)")
     p.add_argument("--sobel-border", choices=SOBEL_BORDERS, default="replicate",
                    help="temporal padding of the Sobel derivative (default replicate)")
+    p.add_argument("--selective", choices=selective_variants(), default=DEFAULT_SELECTIVE,
+                   help=SELECTIVE_HELP)
     p.add_argument("--chunk-size", type=int, default=None, metavar="N",
                    help="freeze-frame clips per pass (default: the method's)")
     p.add_argument("--no-cache", action="store_true", help="compute afresh; do not store")
     p.add_argument("--no-previews", action="store_true", help="write npz and json only")
+    p.add_argument("--report", action="store_true",
+                   help="also write report.html (verdict, key frames, per-frame plot; opens "
+                        "offline) and side_by_side.mp4 (frame | full | spatial | temporal)")
+    p.add_argument("--truth", default=None, metavar="CLASS",
+                   help="ground-truth class for the report's verdict (default: the label in a "
+                        "manifest.json beside the video, as for the sample clips)")
     return p
 
 
-def parse_params(items: list[str], methods: list[str]) -> dict[str, dict[str, Any]]:
-    """``["ig.steps=64", "occlusion.window=4,28,28"]`` → ``{"ig": {"steps": "64"}, ...}``.
-
-    Values stay strings (tuples split on commas); each method validates and converts its
-    own parameters.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        name, dot, rest = item.partition(".")
-        key, eq, value = rest.partition("=")
-        if not dot or not eq or not name or not key:
-            raise ParameterError(f"--param {item!r} is not METHOD.KEY=VALUE",
-                                 hint="For example --param integrated-gradients.steps=64.")
-        if name not in methods:
-            raise ParameterError(f"--param {item!r} is for {name!r}, which is not computed",
+def method_specs(specs: list[str], extra: list[str]) -> tuple[list[str], dict[str, dict]]:
+    """``--method`` specs and ``--param`` specs (both ``NAME:key=value,...``) →
+    (method names in order, ``{method: {param: value}}``); values stay strings, each
+    method validates its own."""
+    names: list[str] = []
+    params: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        name, kv = parse_spec(spec)
+        names.append(name)
+        if kv:
+            params.setdefault(name, {}).update(kv)
+    for spec in extra:
+        name, kv = parse_spec(spec)
+        if not kv:
+            raise ParameterError(f"--param {spec!r} is not METHOD:KEY=VALUE",
+                                 hint="For example --param integrated-gradients:steps=64.")
+        if name not in names:
+            raise ParameterError(f"--param {spec!r} is for {name!r}, which is not computed",
                                  hint=f"Add --method {name}, or drop the parameter.")
-        cls = METHODS.get(name)
-        spec = cls.params.get(key) if cls is not None else None
-        if spec is not None and isinstance(spec.default, tuple):
-            value = tuple(v.strip() for v in value.split(","))
-        out.setdefault(name, {})[key] = value
-    return out
+        params.setdefault(name, {}).update(kv)
+    return names, params
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import explain
-    from ..video.clip import load_clip
 
     check_model_arguments(args)
-    methods = args.methods or ["dtd"]
+    methods, params = method_specs(args.methods or ["dtd"], args.param)
     for name in methods:
-        get_method(name)  # unknown names fail now, before loading anything
-    params = parse_params(args.param, methods)
+        get_method(name, **params.get(name, {}))  # bad names or values fail before loading
     stray = sorted(set(args.full_only) - set(methods))
     if stray:
         raise ParameterError(f"--full-only names method(s) {stray} that are not computed",
                              hint=f"Computed methods: {', '.join(methods)}.")
     decompose = [m for m in methods if m not in args.full_only]
     options = DecompositionOptions(slice=args.slice, normalise=args.normalise, sigma=args.sigma,
-                                   sobel_border=args.sobel_border, chunk_size=args.chunk_size)
+                                   sobel_border=args.sobel_border, selective=args.selective,
+                                   chunk_size=args.chunk_size)
     out = Path(args.out)
     if not args.estimate:
         _check_destination(out)
 
-    model = load_model(args.model, arch=args.arch, checkpoint=args.checkpoint,
-                       classes=args.classes, device=args.device)
+    model = load_model(args.model, **model_source(args))
     if args.target is not None:
         model.class_index(args.target)  # an unknown class fails before any computation
     clip = load_clip(args.video, model.input, start=args.start, stride=args.stride)
+    request = ExplainRequest.build(model, clip, methods, target=args.target, options=options,
+                                   method_params=params, decompose=decompose)
     kwargs = {} if not args.no_cache else {"cache": None}
     if args.estimate:
-        cost = estimate_cost(model, clip, methods, target=args.target, options=options,
-                             method_params=params, decompose=decompose, **kwargs)
+        cost = estimate(request, **kwargs)
         print(f"{model.name} on {model.device}, forward+backward pass of this clip: "
               f"{cost.pass_seconds:.2f} s per clip (measured)")
         print(cost.describe())
         print(f"total: {cost.total()}")
         return 0
     with _StageBars() as bars:
-        exp = explain(model, clip, methods, target=args.target, options=options,
-                      method_params=params, decompose=decompose, progress=bars, **kwargs)
-    write_outputs(exp, out, previews=not args.no_previews)
+        exp = run_request(request, progress=bars, **kwargs)
+    truth = args.truth or sample_truth(args.video)
+    write_outputs(exp, out, previews=not args.no_previews,
+                  report={"truth": truth, "settings": _report_settings(args)}
+                  if args.report else None)
 
     hits = sum(exp.cache_hits.values())
     print(f"{model.name}: {exp.target_name} ({exp.probabilities[exp.target]:.1%}) on "
@@ -170,7 +201,24 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     for note in exp.warnings:  # e.g. a method fell back to the CPU
         print(f"warning: {note}", file=sys.stderr)
+    if args.report:
+        print(f"verdict: {verdict(exp, truth).text}")
     return 0
+
+
+def sample_truth(video: str) -> str | None:
+    """The label of ``video`` in a ``manifest.json`` beside it (the sample clips'), if any."""
+    path = Path(video)
+    entry = manifest_entries(path.parent).get(path.name) if path.is_file() else None
+    label = entry.get("label") if entry else None
+    return label if isinstance(label, str) else None
+
+
+def _report_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line as the report prints it."""
+    skip = {"func", "command", "report", "estimate", "no_previews", "debug"}
+    return {"command": "explain", **{k: v for k, v in vars(args).items()
+                                     if k not in skip and not callable(v)}}
 
 
 def _pct(v: float | None) -> str:
@@ -186,48 +234,29 @@ def _check_destination(out: Path) -> None:
                              hint="Choose a new or empty --out folder.")
 
 
-def write_outputs(exp: Explanation, out: str | Path, *, previews: bool = True) -> Path:
+def write_outputs(exp: Explanation, out: str | Path, *, previews: bool = True,
+                  report: dict[str, Any] | None = None) -> Path:
     """Write npz files, summary.json and previews into ``out`` atomically.
 
-    Everything goes to a temporary sibling folder first, which then replaces ``out`` (an
-    earlier output there is swapped out and removed only after the new one is in place).
+    ``report`` (keyword arguments of :func:`~xai_core.render.report_page.report_html`,
+    e.g. ``truth``) adds ``report.html`` and ``side_by_side.mp4``. Everything goes to a
+    temporary sibling folder first, which then replaces ``out`` (an earlier output there
+    is swapped out and removed only after the new one is in place).
     """
     out = Path(out)
     _check_destination(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         exp.to_npz(tmp)
         if previews:
             for name, result in exp.methods.items():
                 _write_previews(tmp, name, exp.frames, result)
-        _default_permissions(tmp)
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if report is not None:
+            write_report(tmp / "report.html", exp, **report)
+            write_side_by_side(tmp / "side_by_side.mp4", exp)
     return out
 
 
-def _default_permissions(folder: Path) -> None:
-    """Temporary files are private (0600/0700); the result gets the user's usual mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for f in folder.iterdir():
-        f.chmod(0o666 & ~umask)
-
-
 def _write_previews(folder: Path, name: str, frames: np.ndarray, result) -> None:
-    from .. import render
-    from ..video.write import write_video
-
     maps = result.maps()  # no spatial / temporal for a method explained --full-only
     # one scale for the maps: they are in the same units, so colours compare
     scale = render.max_abs(*maps.values()) or 1.0
@@ -243,15 +272,15 @@ def _write_previews(folder: Path, name: str, frames: np.ndarray, result) -> None
 
 
 class _StageBars:
-    """A tqdm bar per stage on stderr (``progress(stage, done, total)`` of ``explain``)."""
+    """A tqdm bar per stage on stderr (receives the engine's progress events)."""
 
     def __init__(self) -> None:
         self.bar = None
         self.stage = None
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
+    def __call__(self, event: ProgressEvent) -> None:
+        stage, done, total = (f"{event.method}: {event.stage}" if event.method else event.stage,
+                              event.done, event.total)
         if stage != self.stage:
             self.close()
             self.stage = stage

@@ -4,6 +4,7 @@ Example::
 
     python -m xai_core methods
     python -m xai_core methods --json
+    python -m xai_core methods --applicability   # which method works on which network
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 from typing import Any
 
+from ..applicability import COLUMNS, cell, text_table
 from ..methods.base import Method, list_methods
 
 
@@ -23,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "METHOD.KEY=VALUE).")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list with each parameter's default, range and help")
+    p.add_argument("--applicability", action="store_true",
+                   help="a table of which method works on which family of networks (CNNs, "
+                        "video transformers) and why the others refuse")
     return p
 
 
@@ -33,8 +38,12 @@ def describe(cls: type[Method]) -> dict[str, Any]:
         default = list(p.default) if isinstance(p.default, tuple) else p.default
         params[key] = {"default": default, "help": p.help, "low": p.low, "high": p.high,
                        "choices": list(p.choices) if p.choices else None}
+    applies = {}
+    for column in COLUMNS:
+        kind, text = cell(cls.name, column.key)
+        applies[column.key] = kind if kind == "works" else f"{kind}: {text.split(' [')[0]}"
     return {"name": cls.name, "family": cls.family, "description": cls.description,
-            "reference": cls.reference, "params": params}
+            "reference": cls.reference, "params": params, "applies_to": applies}
 
 
 def _param_text(d: dict[str, Any]) -> str:
@@ -48,6 +57,9 @@ def _param_text(d: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     rows = [describe(c) for c in sorted(list_methods(), key=lambda c: (c.family, c.name))]
+    if args.applicability and not args.json:
+        print(text_table([r["name"] for r in rows]))
+        return 0
     if args.json:
         print(json.dumps(rows))
         return 0

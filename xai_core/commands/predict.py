@@ -4,6 +4,8 @@ Examples::
 
     python -m xai_core predict sample_videos/move_left.mp4
     python -m xai_core predict clip.mp4 --arch r3d_18 --checkpoint r3d.pt --classes classes.txt
+    python -m xai_core predict clip.mp4 --arch r3d_18 --weights KINETICS400_V1
+    python -m xai_core predict clip.mp4 --hf MCG-NJU/videomae-base-finetuned-kinetics
     python -m xai_core predict clip.mp4 --start 32 --stride 2 --json
 """
 
@@ -16,7 +18,7 @@ import sys
 from ..models.registry import load_model
 from ..predict import predict
 from ..video.clip import load_clip
-from ._shared import check_model_arguments
+from ._shared import add_model_source_arguments, check_model_arguments, model_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
     p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
     p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
+    add_model_source_arguments(p)
     p.add_argument("--start", type=int, default=0, metavar="FRAME",
                    help="first frame of the clip (default 0)")
     p.add_argument("--stride", type=int, default=1, metavar="N",
@@ -42,8 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     check_model_arguments(args)
-    model = load_model(args.model, arch=args.arch, checkpoint=args.checkpoint,
-                       classes=args.classes, device=args.device)
+    model = load_model(args.model, **model_source(args))
     clip = load_clip(args.video, model.input, start=args.start, stride=args.stride)
     preds = predict(model, clip, top=args.top)
     if clip.padded:  # on stderr, so it is said with --json too without spoiling the JSON

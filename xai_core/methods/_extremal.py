@@ -24,6 +24,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..filters import gaussian_blur
+
 #: Coldness of the softmax in the smooth max (Fong et al.: 20).
 SMOOTH_MAX_COLDNESS = 20.0
 
@@ -194,25 +196,6 @@ class _TiledSmoothMax(torch.autograd.Function):
 
 
 # --------------------------------------------------------------------------- perturbation
-def gaussian_blur_frames(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur every frame of (B, C, T, H, W) spatially with a Gaussian of ``sigma`` pixels.
-
-    Separable, with replicate padding, because the pyramid's largest blur (σ = 20) is
-    wider than small inputs and reflect padding cannot pad beyond the image size.
-    """
-    if sigma <= 0:
-        return x
-    radius = max(1, math.ceil(3.0 * sigma))
-    u = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    g = torch.exp(-0.5 * (u / sigma) ** 2)
-    g = g / g.sum()
-    b, c, t, h, w = x.shape
-    y = x.permute(0, 2, 1, 3, 4).reshape(b * t * c, 1, h, w)
-    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="replicate"), g.view(1, 1, -1, 1))
-    return y.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4).contiguous()
-
-
 def perturbation_pyramid(x: torch.Tensor, kind: str = "blur", levels: int = 8,
                          max_blur: float = 20.0) -> torch.Tensor:
     """Stack of increasingly faithful versions of ``x``: (B, L, C, T, H, W).
@@ -226,7 +209,7 @@ def perturbation_pyramid(x: torch.Tensor, kind: str = "blur", levels: int = 8,
     out = []
     for frac in torch.linspace(0.0, 1.0, levels).tolist():
         if kind == "blur":
-            out.append(gaussian_blur_frames(x, (1.0 - frac) * max_blur))
+            out.append(gaussian_blur(x, (1.0 - frac) * max_blur, padding="replicate"))
         elif kind == "fade":
             out.append(x * frac)
         else:

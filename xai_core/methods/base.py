@@ -21,7 +21,6 @@ import threading
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -29,49 +28,15 @@ from torch import nn
 
 from ..errors import MethodError, ParameterError
 from ..models.registry import LoadedModel
+from ..registry import Configurable, Param, Registry
+
+__all__ = ["METHODS", "Attribution", "Method", "Param", "get_method", "list_methods",
+           "model_guard", "module_lock", "register_method"]
 
 log = logging.getLogger(__name__)
 
 #: progress(done, total, stage) — called by long computations.
 ProgressFn = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class Param:
-    """A method parameter: default, type, range and one line of help (drives CLI and UI)."""
-
-    default: Any
-    help: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple | None = None
-
-    def validate(self, name: str, value: Any) -> Any:
-        kind = type(self.default)
-        try:
-            if kind is bool:
-                if not isinstance(value, bool):
-                    value = str(value).lower() in ("1", "true", "yes")
-            elif kind is tuple:
-                # elements take the type of the default's (ints, or floats such as areas)
-                elem = type(self.default[0]) if self.default else int
-                value = tuple(elem(v) for v in value)
-            elif self.default is not None:
-                value = kind(value)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(
-                f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from exc
-        if self.choices is not None and value not in self.choices:
-            raise ParameterError(
-                f"parameter {name!r} must be one of {list(self.choices)}, got {value!r}")
-        values = value if isinstance(value, tuple) else (value,)
-        for v in values:
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                if self.low is not None and v < self.low:
-                    raise ParameterError(f"parameter {name!r} must be ≥ {self.low}, got {v}")
-                if self.high is not None and v > self.high:
-                    raise ParameterError(f"parameter {name!r} must be ≤ {self.high}, got {v}")
-        return value
 
 
 class Attribution(NamedTuple):
@@ -81,7 +46,7 @@ class Attribution(NamedTuple):
     raw: torch.Tensor | None  # (B, C, T, H, W) float32, CPU, or None
 
 
-class Method(ABC):
+class Method(Configurable, ABC):
     """Base class of attribution methods.
 
     Class attributes
@@ -105,25 +70,16 @@ class Method(ABC):
         (optimisations with early stopping), so time estimates say "at most".
     """
 
-    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "method"
     description: ClassVar[str] = ""
     family: ClassVar[str] = ""
     reference: ClassVar[str] = ""
-    params: ClassVar[dict[str, Param]] = {}
     has_raw: ClassVar[bool] = True
     default_batch_size: ClassVar[int] = 8
     stops_early: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.params)
-        if unknown:
-            raise ParameterError(
-                f"method {self.name!r} has no parameter(s) {sorted(unknown)}",
-                hint=f"Its parameters are: {sorted(self.params) or 'none'}.",
-            )
-        self.config: dict[str, Any] = {
-            k: p.validate(k, params.get(k, p.default)) for k, p in self.params.items()
-        }
+        super().__init__(**params)
         #: What the user should be told about computations of this instance (e.g. that
         #: it fell back to the CPU); the engine copies these into the result.
         self.notes: list[str] = []
@@ -147,10 +103,6 @@ class Method(ABC):
         return 1
 
     # ----------------------------------------------------------------- public API
-    def key(self) -> dict[str, Any]:
-        """Everything the output depends on besides model, clip and target (cache key)."""
-        return {"method": self.name, **{k: _jsonable(v) for k, v in sorted(self.config.items())}}
-
     def attribute(self, model: LoadedModel, x: torch.Tensor, target: int | torch.Tensor, *,
                   batch_size: int | None = None, progress: ProgressFn | None = None) -> Attribution:
         """Explain a batch of clips, in chunks, leaving the model exactly as it was.
@@ -225,13 +177,6 @@ class Method(ABC):
                 f"expected {(b, *x.shape[2:])}")
         return Attribution(relevance, torch.cat(raw) if raw else None)
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
-        return f"{type(self).__name__}({args})"
-
-
-def _jsonable(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
 
 
 def _checked(t: torch.Tensor, method: str, what: str) -> torch.Tensor:
@@ -307,32 +252,19 @@ def _guarded(module: nn.Module) -> Iterator[nn.Module]:
 
 
 # --------------------------------------------------------------------------- registry
-METHODS: dict[str, type[Method]] = {}
+#: Every method by name; one module per family registers its methods on import.
+METHODS: Registry[type[Method]] = Registry("method", modules=tuple(
+    f"xai_core.methods.{family}" for family in ("lrp", "gradients", "cam", "occlusion",
+                                                "perturbation")))
 
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available by its ``name``."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} has no name")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def _ensure_registered() -> None:
-    from . import catalogue  # noqa: F401  (imports every method module)
+#: Class decorator: make a method available by its ``name``.
+register_method = METHODS.register
 
 
 def get_method(name: str, **params: Any) -> Method:
     """Instantiate a registered method with validated parameters."""
-    _ensure_registered()
-    try:
-        cls = METHODS[name]
-    except KeyError:
-        raise ParameterError(f"unknown method {name!r}",
-                             hint=f"Known methods: {', '.join(sorted(METHODS))}.") from None
-    return cls(**params)
+    return METHODS[name](**params)
 
 
 def list_methods() -> list[type[Method]]:
-    _ensure_registered()
     return list(METHODS.values())

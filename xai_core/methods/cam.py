@@ -4,6 +4,11 @@ A CAM lives on the coarse (T', H', W') grid of a late layer and is upsampled tri
 (``align_corners=False``) to the clip. It has no per-colour-channel form, so ``raw`` is
 ``None`` for Grad-CAM and Saliency Tubes; Guided Grad-CAM multiplies the CAM into the
 per-channel guided gradient, so it has one.
+
+References
+----------
+Selvaraju, Cogswell, Das, Vedantam, Parikh, Batra, "Grad-CAM: visual explanations from deep
+networks via gradient-based localization", ICCV (2017): Grad-CAM and Guided Grad-CAM.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from torch import nn
 
 from ..errors import MethodError, ParameterError
 from ..models.registry import LoadedModel
-from .base import Attribution, Method, Param, ProgressFn, register_method
-from .gradients import guided_backprop
+from .base import Attribution, Param, register_method
+from .gradients import GradientMethod, guided_backprop
 
 
 def resolve_layer(model: LoadedModel, dotted: str) -> nn.Module:
@@ -42,8 +47,11 @@ def upsample(cam: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
     return F.interpolate(cam[:, None], size=size, mode="trilinear", align_corners=False)[:, 0]
 
 
-class CamMethod(Method):
-    """Base of the CAM family: subclasses compute the coarse map (:meth:`coarse_map`)."""
+class CamMethod(GradientMethod):
+    """Base of the CAM family: a subclass computes the coarse map (:meth:`coarse_map`).
+
+    :meth:`finish` upsamples it to the clip; a CAM has no per-colour-channel form.
+    """
 
     family: ClassVar[str] = "cam"
     has_raw: ClassVar[bool] = False
@@ -52,11 +60,11 @@ class CamMethod(Method):
     def coarse_map(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B, T', H', W') map on the layer's grid."""
 
-    def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
-                   progress: ProgressFn | None = None) -> Attribution:
-        x = x.detach().clone().requires_grad_(True)
-        cam = self.coarse_map(model, x, target).detach()
-        return Attribution(upsample(cam, tuple(x.shape[2:])), None)
+    def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.coarse_map(model, x, target)
+
+    def finish(self, out: torch.Tensor, x: torch.Tensor) -> Attribution:
+        return Attribution(upsample(out.detach(), tuple(x.shape[2:])), None)
 
 
 _LAYER = Param("", "dotted name of the layer (empty: the model's CAM layer)")
@@ -71,8 +79,7 @@ class GradCam(CamMethod):
 
     References
     ----------
-    Selvaraju et al., "Grad-CAM: visual explanations from deep networks via gradient-based
-    localization", ICCV (2017).
+    Selvaraju et al. (2017), ICCV: the full entry is in the module's references.
     """
 
     name = "gradcam"
@@ -85,6 +92,8 @@ class GradCam(CamMethod):
 
     def coarse_map(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         layer = resolve_layer(model, self.config["layer"])
+        if model.spec.token_grid is not None:  # a transformer: its tokens back on their grid
+            return token_gradcam(model, layer, x, target, relu=self.config["relu"])
         cam = LayerGradCam(model.module, layer).attribute(
             x, target=target, relu_attributions=self.config["relu"])
         if not isinstance(cam, torch.Tensor) or cam.ndim != 5 or cam.shape[:2] != (x.shape[0], 1):
@@ -139,6 +148,8 @@ class SaliencyTubes(CamMethod):
             for h in handles:
                 h.remove()
         maps, features = seen.get("maps"), seen.get("features")
+        if model.spec.token_grid is not None and maps is not None:
+            maps = _token_map(model, maps, tuple(x.shape[2:]))
         is_map = isinstance(maps, torch.Tensor) and maps.ndim == 5
         pooled = maps.mean(dim=(2, 3, 4)) if is_map else None
         # the CAM is only exact when the head sees exactly the global average of the maps
@@ -154,31 +165,93 @@ class SaliencyTubes(CamMethod):
 
 
 @register_method
-class GuidedGradCam(Method):
-    """Guided Grad-CAM: guided backprop × the upsampled Grad-CAM, per colour channel.
+class GuidedGradCam(GradientMethod):
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop × the upsampled Grad-CAM.
 
-    Built from this package's guided backprop and Grad-CAM rather than captum's
-    ``GuidedGradCam``, which returns an empty tensor when it cannot interpolate.
-
-    References
-    ----------
-    Selvaraju et al., "Grad-CAM: visual explanations from deep networks via gradient-based
-    localization", ICCV (2017).
+    Per colour channel. Built from this package's guided backprop and Grad-CAM rather
+    than captum's ``GuidedGradCam``, which returns an empty tensor when it cannot
+    interpolate.
     """
 
     name = "guided-gradcam"
     description = "Guided backprop weighted by the upsampled Grad-CAM"
     family = "cam"
     reference = "Selvaraju et al. 2017, ICCV (Guided Grad-CAM)"
-    has_raw = True
     params = dict(GradCam.params)
 
     def cost_passes(self) -> int:
         return 2  # measured: Grad-CAM (half a pass) plus guided backprop
 
-    def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
-                   progress: ProgressFn | None = None) -> Attribution:
+    def check(self, model: LoadedModel) -> None:
+        refuse_non_relu(model, self.name)
+
+    def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         cam = GradCam(**self.config)._attribute(model, x, target).relevance.to(x.device)
-        x = x.detach().clone().requires_grad_(True)
-        raw = guided_backprop(model, x, target, self.name).detach() * cam[:, None]
-        return Attribution(raw.sum(1), raw)
+        return guided_backprop(model, x, target, self.name).detach() * cam[:, None]
+
+
+# --------------------------------------------------------------------------- transformers
+def _token_map(model: LoadedModel, output: object, clip: tuple[int, int, int]) -> torch.Tensor:
+    """A transformer layer's output as a (B, C, T', H', W') map (the spec's token grid)."""
+    try:
+        return model.spec.token_grid.to_map(output, clip)
+    except ValueError as exc:
+        raise MethodError(f"the layer's output does not lie on {model.name}'s token grid: {exc}",
+                          hint="Pick a transformer block (or the final norm) with the layer "
+                               "parameter, or leave it empty for the model's CAM layer.") from None
+
+
+def token_gradcam(model: LoadedModel, layer: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                  *, relu: bool = True) -> torch.Tensor:
+    """Grad-CAM of a transformer layer on its token grid: (B, T', H', W').
+
+    The layer's tokens (class tokens dropped) are reshaped to their (T', H', W') grid of
+    tubelets / patches (:class:`~xai_core.models.spec.TokenGrid`: a reshape per family),
+    then weighted as in Grad-CAM (Selvaraju et al. 2017): channel weights are the mean
+    gradient of the target logit over the grid, the map is Σ weight · tokens, ReLU
+    optional. ``x`` must require gradients (the CAM methods' contract).
+    """
+    seen: dict[str, object] = {}
+    handle = layer.register_forward_hook(lambda m, i, o: seen.__setitem__("out", o))
+    try:
+        logits = model.module(x)
+    finally:
+        handle.remove()
+    out = seen.get("out")
+    if out is None:
+        raise MethodError(f"gradcam: the layer did not run in {model.name}'s forward pass",
+                          hint="Pick a layer the model uses with the layer parameter.")
+    tensor = out[0] if isinstance(out, (tuple, list)) else out
+    score = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
+    (grad,) = torch.autograd.grad(score, tensor)
+    clip = tuple(x.shape[2:])
+    regrid = (lambda t: (t, *out[1:])) if isinstance(out, (tuple, list)) else (lambda t: t)
+    maps = _token_map(model, out, clip)
+    grads = _token_map(model, regrid(grad), clip)
+    weights = grads.mean(dim=(2, 3, 4), keepdim=True)
+    cam = (weights * maps).sum(dim=1)
+    return torch.relu(cam) if relu else cam
+
+
+#: Smooth activations of transformers (nn.GELU, nn.SiLU; transformers' GELUActivation).
+_SMOOTH_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.ELU, nn.Tanh)
+
+
+def smooth_activations(module: nn.Module) -> list[str]:
+    """Names of the non-ReLU activation types a network uses (GELU, SiLU ...)."""
+    return sorted({type(m).__name__ for m in module.modules()
+                   if isinstance(m, _SMOOTH_ACTIVATIONS) or "gelu" in type(m).__name__.lower()})
+
+
+def refuse_non_relu(model: LoadedModel, method: str) -> None:
+    """Refuse guided backpropagation on networks whose activations are not ReLUs.
+
+    Guided backprop (Springenberg et al. 2015) zeroes negative gradients *at ReLUs*; a
+    network of GELUs has none, so it would silently be the plain gradient.
+    """
+    smooth = smooth_activations(model.module)
+    if smooth:
+        raise MethodError(
+            f"{method} is defined for ReLU networks; {model.name} uses {', '.join(smooth)} "
+            "activations, where guided backprop would silently be the plain gradient",
+            hint="Use gradcam, gradient or integrated-gradients.")

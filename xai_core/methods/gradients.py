@@ -19,6 +19,7 @@ from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, Sal
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..baselines import baseline_clip
 from ..errors import MethodError
 from ..models.registry import LoadedModel
 from .base import Attribution, Method, Param, ProgressFn, register_method
@@ -37,7 +38,14 @@ def expect_shape(t: object, shape: torch.Size, method: str) -> torch.Tensor:
 
 
 class GradientMethod(Method):
-    """Base of the gradient family: subclasses write :meth:`explain` for one chunk."""
+    """Base of the methods that differentiate the model: a subclass writes :meth:`explain`.
+
+    :meth:`_attribute` hands :meth:`explain` a leaf copy of one chunk of clips that
+    requires gradients, and :meth:`finish` turns its output into an
+    :class:`~xai_core.methods.base.Attribution` (the pattern of pytorch-grad-cam's
+    ``BaseCAM``, Gildenblat et al. 2021: a new method is one hook). Here the output is a
+    signed (B, 3, T, H, W) attribution, kept as ``raw`` and summed over colour channels.
+    """
 
     family: ClassVar[str] = "gradient"
     has_raw: ClassVar[bool] = True
@@ -46,11 +54,15 @@ class GradientMethod(Method):
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) signed attribution of the target logit for clips ``x``."""
 
+    def finish(self, out: torch.Tensor, x: torch.Tensor) -> Attribution:
+        """The attribution of clips ``x`` from the output ``out`` of :meth:`explain`."""
+        raw = expect_shape(out, x.shape, self.name).detach()
+        return Attribution(raw.sum(1), raw)
+
     def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
                    progress: ProgressFn | None = None) -> Attribution:
         x = x.detach().clone().requires_grad_(True)
-        raw = expect_shape(self.explain(model, x, target), x.shape, self.name).detach()
-        return Attribution(raw.sum(1), raw)
+        return self.finish(self.explain(model, x, target), x)
 
 
 @register_method
@@ -92,12 +104,8 @@ class InputXGrad(GradientMethod):
         return InputXGradient(model.module).attribute(x, target=target)
 
 
-def baseline_clip(model: LoadedModel, x: torch.Tensor, kind: str) -> torch.Tensor:
-    """The reference clip: ``mean`` = zeros in normalised space, ``black`` = pixel value 0."""
-    if kind == "black":
-        low, _ = model.input.pixel_bounds()
-        return low.to(x).expand_as(x).contiguous()
-    return torch.zeros_like(x)
+#: Integrated gradients' ``baseline`` choices → kinds of :func:`~xai_core.baselines.baseline_clip`.
+_IG_BASELINES = {"mean": "zeros", "black": "black"}
 
 
 @register_method
@@ -118,16 +126,17 @@ class IntegratedGrad(GradientMethod):
     params = {
         "steps": Param(32, "points on the path from baseline to clip", low=2, high=1024),
         "baseline": Param("mean", "reference clip: mean (zeros after normalisation) or black",
-                          choices=("mean", "black")),
+                          choices=tuple(_IG_BASELINES)),
     }
 
     def cost_passes(self) -> int:
         return int(self.config["steps"])
 
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        reference = baseline_clip(model, x, _IG_BASELINES[self.config["baseline"]])
         return IntegratedGradients(model.module).attribute(
-            x, baselines=baseline_clip(model, x, self.config["baseline"]), target=target,
-            n_steps=self.config["steps"], internal_batch_size=self.default_batch_size)
+            x, baselines=reference, target=target, n_steps=self.config["steps"],
+            internal_batch_size=self.default_batch_size)
 
 
 @register_method

@@ -52,6 +52,9 @@ class LrpMethod(Method):
     def cost_passes(self) -> int:
         return self.relative_cost
 
+    def check(self, model: LoadedModel) -> None:
+        refuse_transformers(model, self.name)
+
     @abstractmethod
     def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Hook | None, Hook, Hook]:
         """Rules for (the first layer, or ``None`` for the conv rule; convolutions; linears).
@@ -185,3 +188,40 @@ class LrpEpsilonGammaBox(LrpMethod):
     def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Hook, Hook, Hook]:
         return (ZBox(low=low, high=high), Gamma(gamma=self.config["gamma"]),
                 Epsilon(epsilon=self.config["epsilon"]))
+
+
+# --------------------------------------------------------------------------- transformers
+def transformer_parts(model: LoadedModel) -> list[str]:
+    """What in ``model`` zennit's CNN rules do not cover: LayerNorm, attention, GELU."""
+    found = set()
+    for m in model.module.modules():
+        kind = type(m).__name__
+        if isinstance(m, torch.nn.LayerNorm):
+            found.add("LayerNorm")
+        elif isinstance(m, torch.nn.MultiheadAttention) or "attention" in kind.lower():
+            found.add("attention")
+        elif isinstance(m, torch.nn.GELU) or "gelu" in kind.lower():
+            found.add("GELU")
+    if model.spec.is_transformer:
+        found.add("attention")
+    return sorted(found)
+
+
+def refuse_transformers(model: LoadedModel, method: str) -> None:
+    """Refuse zennit's LRP on transformers (called by every LRP method's ``check``).
+
+    Its rules cover convolutions, linear layers and pooling; through LayerNorm, attention
+    (softmax, products of two activations) and GELU relevance would flow as a plain
+    gradient and not be conserved (a product alone passes each factor the whole product's
+    relevance). AttnLRP (Achtibat et al. 2024, ``attn-lrp``) has rules for them.
+    """
+    parts = transformer_parts(model)
+    if parts:
+        raise MethodError(
+            f"{method} applies zennit's LRP rules for CNNs; {model.name} is a transformer "
+            f"({', '.join(parts)}), through which they would not conserve relevance",
+            hint="Use attn-lrp (AttnLRP, Achtibat et al. 2024) or a gradient-based method.")
+
+
+# AttnLRP lives in its own module; importing it here registers it with the LRP family.
+from . import attnlrp  # noqa: E402, F401

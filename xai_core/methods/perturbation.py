@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
+from ..filters import gaussian_blur
 from ..models.registry import LoadedModel
 from ._extremal import (
     SmoothMaskGenerator,
@@ -39,7 +40,6 @@ from ._extremal import (
     auto_sigma,
     core_loss,
     ellipsoid_kernel,
-    gaussian_blur_frames,
     perturbation_pyramid,
     temporal_smooth,
 )
@@ -325,7 +325,7 @@ def saliency_from_masks(masks: torch.Tensor, smooth: float = 0.0) -> torch.Tenso
     total = masks.sum(dim=1)
     if smooth > 0:
         sig = smooth * min(total.shape[-2:])
-        total = gaussian_blur_frames(total.unsqueeze(1), sig).squeeze(1)
+        total = gaussian_blur(total.unsqueeze(1), sig, padding="replicate").squeeze(1)
     peak = total.flatten(1).max(dim=1).values.clamp(min=torch.finfo(total.dtype).tiny)
     return total / peak.view(-1, 1, 1, 1)
 

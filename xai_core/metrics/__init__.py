@@ -11,7 +11,6 @@
 
 from .base import (
     METRICS,
-    VARIANTS,
     ClipEvidence,
     Metric,
     Score,
@@ -20,5 +19,5 @@ from .base import (
     register_metric,
 )
 
-__all__ = ["METRICS", "VARIANTS", "ClipEvidence", "Metric", "Score", "get_metric",
+__all__ = ["METRICS", "ClipEvidence", "Metric", "Score", "get_metric",
            "list_metrics", "register_metric"]

@@ -28,11 +28,13 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ..methods.base import Param
 from ..models.registry import LoadedModel
+from ..registry import Configurable, Param, Registry
+from ..results import MAP_NAMES
 
-#: Map variants a decomposed explanation has, in display order.
-VARIANTS: tuple[str, ...] = ("full", "spatial", "temporal", "selective")
+__all__ = ["MAP_NAMES", "METRICS", "NEEDS", "ClipEvidence", "Metric", "Param", "Score",
+           "get_metric", "list_metrics", "register_metric"]
+
 
 #: What a metric can need besides the maps (checked by :meth:`Metric.missing`).
 NEEDS: dict[str, str] = {
@@ -131,7 +133,7 @@ class ClipEvidence:
         return self.cache[key]
 
 
-class Metric:
+class Metric(Configurable):
     """Base class of metrics.
 
     Class attributes
@@ -154,29 +156,22 @@ class Metric:
         Its parameters as :class:`~xai_core.methods.base.Param`.
     """
 
-    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "metric"
     higher_is_better: ClassVar[bool | None] = None
     needs: ClassVar[tuple[str, ...]] = ()
     scope: ClassVar[str] = "map"
-    variants: ClassVar[tuple[str, ...]] = VARIANTS
+    variants: ClassVar[tuple[str, ...]] = MAP_NAMES
     quantities: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     reference: ClassVar[str] = ""
-    params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, variants: Sequence[str] | None = None, **params: Any) -> None:
-        unknown = set(params) - set(self.params)
-        if unknown:
-            raise ParameterError(
-                f"metric {self.name!r} has no parameter(s) {sorted(unknown)}",
-                hint=f"Its parameters are: {sorted(self.params) or 'none'}.")
-        self.config: dict[str, Any] = {
-            k: p.validate(k, params.get(k, p.default)) for k, p in self.params.items()}
+        super().__init__(**params)
         if variants is not None:
-            bad = sorted(set(variants) - set(VARIANTS))
+            bad = sorted(set(variants) - set(MAP_NAMES))
             if bad:
                 raise ParameterError(f"unknown map variant(s) {bad}",
-                                     hint=f"Use some of: {', '.join(VARIANTS)}.")
+                                     hint=f"Use some of: {', '.join(MAP_NAMES)}.")
             self.variants = tuple(variants)
 
     # ----------------------------------------------------------------- hooks
@@ -229,13 +224,7 @@ class Metric:
 
     def key(self) -> dict[str, Any]:
         """Everything the scores depend on besides the clip (cache and resume key)."""
-        return {"metric": self.name, "variants": list(self.variants),
-                **{k: list(v) if isinstance(v, tuple) else v
-                   for k, v in sorted(self.config.items())}}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
-        return f"{type(self).__name__}({args})"
+        return {**super().key(), "variants": list(self.variants)}
 
 
 def _as_map(rel: Any, method: str, variant: str) -> np.ndarray:
@@ -248,32 +237,18 @@ def _as_map(rel: Any, method: str, variant: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- registry
-METRICS: dict[str, type[Metric]] = {}
+#: Every metric by name; one module per family registers its metrics on import.
+METRICS: Registry[type[Metric]] = Registry("metric", modules=tuple(
+    f"xai_core.metrics.{family}" for family in ("causal", "localisation", "motion", "sanity")))
 
-
-def register_metric(cls: type[Metric]) -> type[Metric]:
-    """Class decorator: make a metric available by its ``name``."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} has no name")
-    METRICS[cls.name] = cls
-    return cls
-
-
-def _ensure_registered() -> None:
-    from . import causal, localisation, motion, sanity  # noqa: F401  (register on import)
+#: Class decorator: make a metric available by its ``name``.
+register_metric = METRICS.register
 
 
 def get_metric(name: str, variants: Sequence[str] | None = None, **params: Any) -> Metric:
     """Instantiate a registered metric with validated parameters."""
-    _ensure_registered()
-    try:
-        cls = METRICS[name]
-    except KeyError:
-        raise ParameterError(f"unknown metric {name!r}",
-                             hint=f"Known metrics: {', '.join(sorted(METRICS))}.") from None
-    return cls(variants=variants, **params)
+    return METRICS[name](variants=variants, **params)
 
 
 def list_metrics() -> list[type[Metric]]:
-    _ensure_registered()
     return list(METRICS.values())

@@ -28,61 +28,19 @@ batched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..baselines import baseline_clip
 from ..errors import ParameterError
-from ..methods.base import Param, model_guard
 from ..models.registry import LoadedModel
-from .base import ClipEvidence, Metric, register_metric
+from ..predict import class_probabilities
+from .base import ClipEvidence, Metric, Param, register_metric
 
 BASELINES = ("blur", "grey", "mean")
-
-
-# --------------------------------------------------------------------------- baselines
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur each frame of (B, C, T, H, W) spatially with a Gaussian of ``sigma`` pixels.
-
-    Separable convolution with reflect padding (no dark border leaks in); frames are
-    not mixed, so blurring adds no motion.
-    """
-    if sigma <= 0:
-        return x.clone()
-    radius = max(1, int(math.ceil(3 * sigma)))
-    h, w = x.shape[-2:]
-    radius = min(radius, h - 1, w - 1)  # reflect padding needs pad < size
-    k = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (k / sigma) ** 2)
-    k = k / k.sum()
-    b, c, t = x.shape[:3]
-    y = x.reshape(b * c * t, 1, h, w)
-    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))
-    return y.reshape(b, c, t, h, w)
-
-
-def baseline_clip(x: torch.Tensor, model: LoadedModel, kind: str, sigma: float = 10.0
-                  ) -> torch.Tensor:
-    """The "nothing" a voxel is replaced by, in normalised space, same shape as ``x``.
-
-    ``"blur"``: the frame blurred with ``sigma`` px; ``"grey"``: pixel value 127.5
-    pushed through the model's normalisation (0 is not grey for every input spec);
-    ``"mean"``: the clip's own per-channel mean.
-    """
-    if kind == "blur":
-        return gaussian_blur(x, sigma)
-    if kind == "grey":
-        spec = model.input
-        mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device)
-        std = torch.tensor(spec.std, dtype=x.dtype, device=x.device)
-        grey = ((127.5 * spec.scale - mean) / std).view(1, 3, 1, 1, 1)
-        return grey.expand_as(x).clone()
-    if kind == "mean":
-        return x.mean(dim=(2, 3, 4), keepdim=True).expand_as(x).clone()
-    raise ParameterError(f"unknown perturbation baseline {kind!r}",
-                         hint=f"Use one of: {', '.join(BASELINES)}.")
 
 
 # --------------------------------------------------------------------------- ranking
@@ -119,16 +77,15 @@ def rank_units(relevance: np.ndarray, cells: np.ndarray, seed: int = 0) -> np.nd
     return ranks
 
 
-@torch.no_grad()
 def target_probability(model: LoadedModel, clips: torch.Tensor, target: int,
                        batch_size: int = 16) -> np.ndarray:
-    """Softmax probability of ``target`` for each clip of (N, 3, T, H, W), batched."""
-    out = []
-    with model_guard(model.module):
-        for i in range(0, clips.shape[0], batch_size):
-            logits = model.module(clips[i : i + batch_size].to(model.device, torch.float32))
-            out.append(torch.softmax(logits.float(), dim=1)[:, target].cpu())
-    return torch.cat(out).numpy().astype(np.float64)
+    """Softmax probability of ``target`` for each clip of (N, 3, T, H, W), batched.
+
+    :func:`xai_core.predict.class_probabilities` with ``batch_size`` clips per forward
+    pass (eval mode, no gradients), as float64.
+    """
+    probs = class_probabilities(model, clips, chunk=batch_size)[:, target]
+    return probs.numpy().astype(np.float64)
 
 
 def perturbation_curve(model: LoadedModel, x: torch.Tensor, target: int, relevance: np.ndarray,
@@ -208,74 +165,105 @@ def _curve_params(baseline: str) -> dict[str, Param]:
     }
 
 
-class _CausalCurve(Metric):
-    """Insertion or deletion: one curve per map, plus the random-map curve once per clip."""
+class _CausalMetric(Metric):
+    """Base of the causal metrics: the model scores perturbed copies of the clip.
+
+    Holds what they share: the clip and its baseline clip (cached per clip), and the
+    seeded random map that every causal score is read beside (Li et al. 2021, §4.1,
+    found random maps beating Grad-CAM on deletion).
+    """
 
     needs = ("model",)
-    mode = ""
+    variants = ("full", "selective")
 
-    def _setup(self, ev: ClipEvidence):
-        cfg = self.config
-        kind = cfg["baseline"]
+    def clip_and_baseline(self, ev: ClipEvidence, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clip as float32 on the CPU, and its baseline clip of ``kind`` (cached)."""
         x = ev.x.to(torch.float32).cpu()
-        key = ("baseline", kind, cfg["sigma"])
-        base = ev.cached(key, lambda: baseline_clip(x, ev.model, kind, cfg["sigma"]))
-        start, end = (base, x) if self.mode == "insertion" else (x, base)
-        return x, start, end
+        sigma = self.config["sigma"]
+        return x, ev.cached(("baseline", kind, sigma),
+                            lambda: baseline_clip(ev.model, x, kind, sigma))
+
+    def on_random_map(self, ev: ClipEvidence, compute: Callable[[np.ndarray], Any]) -> Any:
+        """``compute`` of the clip's seeded random map, once per clip and configuration."""
+        shape = tuple(ev.x.shape[-3:])
+        key = (self.name, "random", tuple(sorted(self.config.items())))
+        return ev.cached(key, lambda: compute(random_map(shape, ev.seed + 1)))
+
+
+class _CausalCurve(_CausalMetric):
+    """Insertion or deletion: one curve per map, plus the random-map curve once per clip.
+
+    A subclass gives its name (its quantity is ``<name>_auc``) and, as a class keyword,
+    its default baseline: ``class Deletion(_CausalCurve, baseline="grey")``. Insertion
+    runs from the baseline to the clip, deletion from the clip to the baseline.
+    """
+
+    def __init_subclass__(cls, baseline: str = "blur", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.params = _curve_params(baseline)
+        cls.quantities = (f"{cls.name}_auc",)
 
     def _curve(self, ev: ClipEvidence, relevance: np.ndarray) -> np.ndarray:
-        x, start, end = self._setup(ev)
+        x, base = self.clip_and_baseline(ev, self.config["baseline"])
+        start, end = (base, x) if self.name == "insertion" else (x, base)
         g = self.config["grid"]
         return perturbation_curve(ev.model, x, ev.target, relevance, start, end,
                                   steps=self.config["steps"], grid=(g, g) if g else None,
                                   seed=ev.seed, batch_size=self.config["batch_size"])
 
+    def _record(self, ev: ClipEvidence, method: str, variant: str,
+                curve: np.ndarray) -> dict[str, float]:
+        ev.curves[(self.name, method, variant)] = curve.tolist()
+        return {f"{self.name}_auc": auc(curve)}
+
     def score_map(self, ev: ClipEvidence, method: str, variant: str,
                   relevance: np.ndarray) -> dict[str, float]:
-        curve = self._curve(ev, relevance)
-        ev.curves[(self.name, method, variant)] = curve.tolist()
-        return {f"{self.mode}_auc": auc(curve)}
+        return self._record(ev, method, variant, self._curve(ev, relevance))
 
     def baseline(self, ev: ClipEvidence) -> dict[str, float]:
-        shape = tuple(ev.x.shape[-3:])
-        key = (self.name, "random", tuple(sorted(self.config.items())))
-        curve = ev.cached(key, lambda: self._curve(ev, random_map(shape, ev.seed + 1)))
-        ev.curves[(self.name, "random", "")] = curve.tolist()
-        return {f"{self.mode}_auc": auc(curve)}
+        curve = self.on_random_map(ev, lambda rel: self._curve(ev, rel))
+        return self._record(ev, "random", "", curve)
 
 
 @register_metric
-class Insertion(_CausalCurve):
+class Insertion(_CausalCurve, baseline="blur"):
+    """Insertion AUC: voxels revealed into a blurred clip, most relevant first.
+
+    Higher is better. See the module docstring; Li et al. (2021), §4.1 and Table 2.
+    """
+
     name = "insertion"
-    mode = "insertion"
-    params = _curve_params("blur")
     higher_is_better = True
-    variants = ("full", "selective")
-    quantities = ("insertion_auc",)
     description = ("AUC of the target probability while voxels are revealed into a blurred "
                    "clip, most relevant first (beside a random map)")
     reference = "Li et al. 2021, A Comprehensive Study on Visual Explanations ..., §4.1, Table 2"
 
 
 @register_metric
-class Deletion(_CausalCurve):
+class Deletion(_CausalCurve, baseline="grey"):
+    """Deletion AUC: voxels greyed out, most relevant first.
+
+    Lower is better, but a random map often wins (Li et al. 2021, §4.1 and Table 2):
+    deleting scattered voxels makes adversarial inputs.
+    """
+
     name = "deletion"
-    mode = "deletion"
-    params = _curve_params("grey")
     higher_is_better = False
-    variants = ("full", "selective")
-    quantities = ("deletion_auc",)
     description = ("AUC of the target probability while voxels are greyed out, most relevant "
                    "first (beside a random map, which often wins: see the reference)")
     reference = "Li et al. 2021, §4.1, Table 2"
 
 
 @register_metric
-class SaliencyMetric(Metric):
+class SaliencyMetric(_CausalMetric):
+    """Saliency metric ``SM = log(max(a, τ)) − log(p_c)`` at thresholds 0.5 and 0.75.
+
+    Lower is better. Dabkowski & Gal (2017), as adapted to video by Li et al. (2021),
+    §4.1, Eq. 6; see :func:`saliency_metric`.
+    """
+
     name = "saliency_metric"
     higher_is_better = False
-    needs = ("model",)
-    variants = ("full", "selective")
     quantities = ("sm50", "sm75")
     description = "log(max(area, 0.05)) − log(p_c) of the map binarised at 0.5 and 0.75 of its max"
     reference = "Li et al. 2021, §4.1 Eq. 6 (after Dabkowski & Gal 2017)"
@@ -283,10 +271,7 @@ class SaliencyMetric(Metric):
               "tau": Param(0.05, "smallest area counted", low=0.0, high=1.0)}
 
     def _scores(self, ev: ClipEvidence, relevance: np.ndarray) -> dict[str, float]:
-        x = ev.x.to(torch.float32).cpu()
-        sigma = self.config["sigma"]
-        blurred = ev.cached(("baseline", "blur", sigma),
-                            lambda: baseline_clip(x, ev.model, "blur", sigma))
+        x, blurred = self.clip_and_baseline(ev, "blur")
         sm = saliency_metric(ev.model, x, ev.target, relevance, blurred, (0.5, 0.75),
                              self.config["tau"])
         return {"sm50": sm[0.5], "sm75": sm[0.75]}
@@ -296,6 +281,4 @@ class SaliencyMetric(Metric):
         return self._scores(ev, relevance)
 
     def baseline(self, ev: ClipEvidence) -> dict[str, float]:
-        shape = tuple(ev.x.shape[-3:])
-        return ev.cached((self.name, "random", tuple(sorted(self.config.items()))),
-                         lambda: self._scores(ev, random_map(shape, ev.seed + 1)))
+        return self.on_random_map(ev, lambda rel: self._scores(ev, rel))

@@ -21,8 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import ParameterError
-from ..methods.base import Param
-from .base import ClipEvidence, Metric, register_metric
+from .base import ClipEvidence, Metric, Param, register_metric
 
 
 def _check(rel: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,10 +99,33 @@ def ground_truth_shares(relevance: np.ndarray, actor: np.ndarray, context: np.nd
     return out
 
 
-@register_metric
-class PointingGame(Metric):
-    name = "pointing_game"
+class _PointingGame(Metric):
+    """Base of the pointing games: one hit (or hit rate) per map, higher is better.
+
+    A subclass writes :meth:`point`, the score of one map, reported as its single
+    quantity.
+    """
+
     higher_is_better = True
+
+    def point(self, ev: ClipEvidence, relevance: np.ndarray) -> float:
+        """The pointing score of one (T, H, W) map on the clip of ``ev``."""
+        raise NotImplementedError
+
+    def score_map(self, ev: ClipEvidence, method: str, variant: str,
+                  relevance: np.ndarray) -> dict[str, float]:
+        return {self.quantities[0]: self.point(ev, relevance)}
+
+
+@register_metric
+class PointingGame(_PointingGame):
+    """Spatial pointing game (Zhang et al. 2016; for video, Li et al. 2021, §4.1: S-PT).
+
+    The share of frames with ground truth whose map maximum lies within ``tolerance``
+    pixels of the mask; see :func:`pointing_game_spatial`.
+    """
+
+    name = "pointing_game"
     needs = ("masks",)
     quantities = ("pointing_spatial",)
     description = "share of frames whose map maximum lies within a tolerance of the actor"
@@ -111,17 +133,20 @@ class PointingGame(Metric):
     params = {"tolerance": Param(7.0, "hit radius in pixels", low=0.0),
               "mask": Param("actor", "ground-truth mask to point at", choices=("actor", "context"))}
 
-    def score_map(self, ev: ClipEvidence, method: str, variant: str,
-                  relevance: np.ndarray) -> dict[str, float]:
-        pg = pointing_game_spatial(relevance, ev.masks[self.config["mask"]],
-                                   self.config["tolerance"])
-        return {"pointing_spatial": pg["hit_rate"]}
+    def point(self, ev: ClipEvidence, relevance: np.ndarray) -> float:
+        return pointing_game_spatial(relevance, ev.masks[self.config["mask"]],
+                                     self.config["tolerance"])["hit_rate"]
 
 
 @register_metric
-class TemporalPointingGame(Metric):
+class TemporalPointingGame(_PointingGame):
+    """Temporal pointing game (Li et al. 2021, §4.1: T-PT).
+
+    1 when the most relevant frame lies in the ground-truth segment, 0 when not; see
+    :func:`pointing_game_temporal`.
+    """
+
     name = "temporal_pointing_game"
-    higher_is_better = True
     needs = ("segment",)
     quantities = ("pointing_temporal",)
     description = "1 when the most relevant frame lies in the ground-truth segment"
@@ -129,14 +154,18 @@ class TemporalPointingGame(Metric):
     params = {"reduce": Param("max", "frame score: its maximum or its positive sum",
                               choices=("max", "sum"))}
 
-    def score_map(self, ev: ClipEvidence, method: str, variant: str,
-                  relevance: np.ndarray) -> dict[str, float]:
-        return {"pointing_temporal": pointing_game_temporal(relevance, ev.masks["segment"],
-                                                            self.config["reduce"])}
+    def point(self, ev: ClipEvidence, relevance: np.ndarray) -> float:
+        return pointing_game_temporal(relevance, ev.masks["segment"], self.config["reduce"])
 
 
 @register_metric
 class GroundTruthLocalisation(Metric):
+    """Share and lift of positive relevance on the synthetic world's actor and context.
+
+    This project's measure (no paper): the masks are pixel-exact, see
+    :func:`ground_truth_shares`.
+    """
+
     name = "ground_truth"
     higher_is_better = None  # on the actor: higher is better; on the context it depends
     needs = ("masks",)

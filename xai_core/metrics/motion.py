@@ -24,8 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import ParameterError, VideoError
-from ..methods.base import Param
-from .base import ClipEvidence, Metric, register_metric
+from .base import ClipEvidence, Metric, Param, register_metric
 
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                 "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -194,6 +193,12 @@ def summarise_motion_share(shares: np.ndarray | list[float]) -> dict[str, float]
 # --------------------------------------------------------------------------- metrics
 @register_metric
 class MotionPrecision(Metric):
+    """Motion precision (Hiley et al. 2020, §4.3.1): relevant voxels where the flow moves.
+
+    Reports the paper's ``R > 0`` form and, with ``top > 0``, the fixed-area-budget form
+    of :func:`motion_precision_top`; the random baseline is the share of moving voxels.
+    """
+
     name = "motion_precision"
     higher_is_better = True
     needs = ("frames",)
@@ -242,6 +247,11 @@ class MotionPrecision(Metric):
 
 @register_metric
 class Selectivity(Metric):
+    """Selectivity (Hiley et al. 2020, §4.3.2): the selective map against its full map.
+
+    Area and positive-mass ratios, see :func:`selectivity`; needs the full map beside.
+    """
+
     name = "selectivity"
     higher_is_better = None
     variants = ("selective",)
@@ -258,6 +268,11 @@ class Selectivity(Metric):
 
 @register_metric
 class Agreement(Metric):
+    """Agreement of two methods (Hiley et al. 2020, §5.2): IoU and Dice of relevant voxels.
+
+    See :func:`agreement`; ``top > 0`` adds the overlap of each map's top voxels.
+    """
+
     name = "agreement"
     higher_is_better = None
     needs = ("pair",)
@@ -280,6 +295,8 @@ class Agreement(Metric):
 
 @register_metric
 class Overhead(Metric):
+    """Overhead (Hiley et al. 2020, §4.3.3): the time of each method and its stages."""
+
     name = "overhead"
     higher_is_better = False
     needs = ("timings",)
@@ -295,6 +312,12 @@ class Overhead(Metric):
 
 @register_metric
 class MotionShare(Metric):
+    """A method's motion share: the part of its positive relevance that needs motion.
+
+    Discriminative (Hiley et al. 2019) or selective (Hiley et al. 2020); the
+    definitions are in :mod:`xai_core.decompose`.
+    """
+
     name = "motion_share"
     higher_is_better = None
     needs = ("motion_share",)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..atomic import write_text
 from .base import METRICS
 from .motion import summarise_motion_share
 
@@ -239,7 +240,10 @@ def _slug(text: str) -> str:
 def write_report(out: Path, table: pd.DataFrame, summary: pd.DataFrame,
                  records: list[dict[str, Any]], config: dict[str, Any]
                  ) -> tuple[dict[str, Path], list[str]]:
-    """Write report.md and report.html (and PNGs when kaleido works); return files, notes."""
+    """Write report.md and report.html, each atomically (PNGs too when kaleido works).
+
+    Returns the files written (name → path) and notes on what was not written.
+    """
     files: dict[str, Path] = {}
     notes: list[str] = []
     info = overview(table, records, config)
@@ -257,7 +261,7 @@ def write_report(out: Path, table: pd.DataFrame, summary: pd.DataFrame,
     if share is not None:
         md += ["", "## The model's motion share over clips", "", markdown_table(share)]
     files["report.md"] = out / "report.md"
-    files["report.md"].write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_text(files["report.md"], "\n".join(md) + "\n")
 
     figs = figures(summary, table, records)
     body = ["<h1>Evaluation report</h1>", "<ul>"]
@@ -280,7 +284,7 @@ def write_report(out: Path, table: pd.DataFrame, summary: pd.DataFrame,
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
     files["report.html"] = out / "report.html"
-    files["report.html"].write_text(page, encoding="utf-8")
+    write_text(files["report.html"], page)
 
     png_note = _write_pngs(out, figs, files)
     if png_note:

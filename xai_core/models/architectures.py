@@ -11,10 +11,6 @@ import torch
 from torch import nn
 
 
-def _conv(cin: int, cout: int) -> nn.Conv3d:
-    return nn.Conv3d(cin, cout, kernel_size=3, padding=1)
-
-
 class C3D(nn.Module):
     """C3D as in Tran et al. (ICCV 2015): 8 convs, 5 pools, fc6/fc7 4096, input 3×16×112×112.
 
@@ -24,26 +20,18 @@ class C3D(nn.Module):
 
     def __init__(self, num_classes: int = 101) -> None:
         super().__init__()
-        self.conv1 = _conv(3, 64)
-        self.relu1 = nn.ReLU()
+        self._conv_relu("1", 3, 64)
         self.pool1 = nn.MaxPool3d(kernel_size=(1, 2, 2), stride=(1, 2, 2))
-        self.conv2 = _conv(64, 128)
-        self.relu2 = nn.ReLU()
+        self._conv_relu("2", 64, 128)
         self.pool2 = nn.MaxPool3d(kernel_size=2, stride=2)
-        self.conv3a = _conv(128, 256)
-        self.relu3a = nn.ReLU()
-        self.conv3b = _conv(256, 256)
-        self.relu3b = nn.ReLU()
+        self._conv_relu("3a", 128, 256)
+        self._conv_relu("3b", 256, 256)
         self.pool3 = nn.MaxPool3d(kernel_size=2, stride=2)
-        self.conv4a = _conv(256, 512)
-        self.relu4a = nn.ReLU()
-        self.conv4b = _conv(512, 512)
-        self.relu4b = nn.ReLU()
+        self._conv_relu("4a", 256, 512)
+        self._conv_relu("4b", 512, 512)
         self.pool4 = nn.MaxPool3d(kernel_size=2, stride=2)
-        self.conv5a = _conv(512, 512)
-        self.relu5a = nn.ReLU()
-        self.conv5b = _conv(512, 512)
-        self.relu5b = nn.ReLU()
+        self._conv_relu("5a", 512, 512)
+        self._conv_relu("5b", 512, 512)
         self.pool5 = nn.MaxPool3d(kernel_size=2, stride=2, padding=(0, 1, 1))
         self.flatten = nn.Flatten(1)
         self.fc6 = nn.Linear(8192, 4096)
@@ -53,6 +41,11 @@ class C3D(nn.Module):
         self.relu7 = nn.ReLU()
         self.dropout7 = nn.Dropout(0.5)
         self.fc8 = nn.Linear(4096, num_classes)
+
+    def _conv_relu(self, suffix: str, cin: int, cout: int) -> None:
+        """Add ``conv<suffix>`` (3×3×3, padding 1) and its own ``relu<suffix>``, in that order."""
+        self.add_module(f"conv{suffix}", nn.Conv3d(cin, cout, kernel_size=3, padding=1))
+        self.add_module(f"relu{suffix}", nn.ReLU())
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1(self.relu1(self.conv1(x)))

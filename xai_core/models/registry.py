@@ -7,7 +7,6 @@ and a hash of its weights (part of every cache key).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
 from dataclasses import dataclass
@@ -18,36 +17,27 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import CheckpointError, ParameterError
+from ..hashing import state_dict_hash
+from ..registry import Registry
+from .checkpoints import load_class_names
 from .spec import InputSpec, ModelSpec
 
-_REGISTRY: dict[str, ModelSpec] = {}
-
+#: Every architecture and bundled model by name; the zoo registers them when the
+#: registry is first read, even when something (a test, a plugin) registered a model
+#: before: a non-empty registry does not mean the zoo is in it.
+MODELS: Registry[ModelSpec] = Registry("model", modules=("xai_core.models.zoo",))
 
 def register_model(spec: ModelSpec) -> ModelSpec:
     """Add a spec to the zoo (a later registration under the same name replaces it)."""
-    _REGISTRY[spec.name] = spec
-    return spec
+    return MODELS.register(spec)
 
 
 def list_models() -> list[ModelSpec]:
-    _ensure_registered()
-    return list(_REGISTRY.values())
+    return list(MODELS.values())
 
 
 def get_spec(name: str) -> ModelSpec:
-    _ensure_registered()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ParameterError(
-            f"unknown model {name!r}", hint=f"Known models: {', '.join(sorted(_REGISTRY))}."
-        ) from None
-
-
-def _ensure_registered() -> None:
-    # Import the zoo on first use, even when something (a test, a plugin) registered a
-    # model before: a non-empty registry does not mean the zoo is in it.
-    from . import zoo  # noqa: F401  (registers the bundled and zoo architectures)
+    return MODELS[name]
 
 
 @dataclass
@@ -99,20 +89,6 @@ class LoadedModel:
                 hint=f"Use 0..{self.num_classes - 1}.",
             )
         return idx
-
-
-def state_dict_hash(state: dict[str, torch.Tensor]) -> str:
-    """Hash of a state dict's names, shapes and values (independent of file format)."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key]
-        h.update(key.encode())
-        if isinstance(t, torch.Tensor):
-            t = t.detach().cpu().contiguous()
-            h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
-            # reshape: 0-dim tensors (BatchNorm's num_batches_tracked) cannot be viewed as bytes
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def wrap_module(module: nn.Module, spec: ModelSpec, class_names: list[str] | None = None, *,
@@ -203,7 +179,7 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], source: str, *
     module.load_state_dict(state, strict=True, assign=assign)
 
 
-def _build_with_state(spec: ModelSpec, num_classes: int, state: dict[str, torch.Tensor],
+def build_with_state(spec: ModelSpec, num_classes: int, state: dict[str, torch.Tensor],
                       source: str) -> nn.Module:
     """Build ``spec``'s network holding ``state``'s weights.
 
@@ -236,8 +212,10 @@ def _few(items: list[str], n: int = 4) -> str:
 
 def load_model(name: str | None = None, *, arch: str | None = None,
                checkpoint: str | Path | None = None, classes: str | Path | list[str] | None = None,
-               device: str | torch.device | None = None) -> LoadedModel:
-    """Load a bundled model by name, or an architecture with a user's checkpoint.
+               device: str | torch.device | None = None, weights: str | None = None,
+               hf: str | Path | None = None) -> LoadedModel:
+    """Load a bundled model by name, an architecture with a user's checkpoint or with
+    torchvision's pretrained weights, or a Hugging Face video classifier.
 
     Parameters
     ----------
@@ -247,10 +225,20 @@ def load_model(name: str | None = None, *, arch: str | None = None,
     arch, checkpoint, classes
         An architecture from the zoo, a checkpoint file, and a class-names file (one
         name per line) or list. Without ``classes``, classes are numbered.
+    weights
+        With ``arch``: torchvision's pretrained weights by name (``KINETICS400_V1``,
+        ``R3D_18_Weights.KINETICS400_V1``, ``DEFAULT``), fetched on first use into the
+        torch hub cache; classes and input spec come from the weights
+        (:mod:`.pretrained`).
+    hf
+        A Hugging Face hub id or a local folder saved with ``save_pretrained``: a
+        VideoMAE, TimeSformer or ViViT video classifier (:mod:`.huggingface`).
     device
         ``cpu``, ``cuda`` or ``None`` for automatic.
     """
-    from .checkpoints import load_class_names  # local: keeps import order simple
+    if weights is not None or hf is not None:
+        return _load_external(name, arch=arch, checkpoint=checkpoint, classes=classes,
+                              device=device, weights=weights, hf=hf)
 
     if arch is None and checkpoint is not None and name is not None:
         arch = name  # load_model("r3d_18", checkpoint=...) reads naturally
@@ -268,7 +256,9 @@ def load_model(name: str | None = None, *, arch: str | None = None,
     else:
         if arch is None or checkpoint is None:
             raise ParameterError("an own model needs both an architecture and a checkpoint",
-                                 hint="Pass --arch NAME --checkpoint FILE (and --classes FILE).")
+                                 hint="Pass --arch NAME --checkpoint FILE (and --classes FILE), "
+                                      "or --arch NAME --weights NAME for torchvision's "
+                                      "pretrained weights.")
         arch_spec = get_spec(arch)
         display = f"{arch}:{Path(checkpoint).name}"
         names = None
@@ -283,12 +273,34 @@ def load_model(name: str | None = None, *, arch: str | None = None,
             f"the class-names file lists {len(names)} classes but the checkpoint's head has "
             f"{n_out} outputs", hint="Use the class list the model was trained with.")
     n = n_out or (len(names) if names else arch_spec.default_num_classes)
-    module = _build_with_state(arch_spec, n, state, Path(checkpoint).name)
+    module = build_with_state(arch_spec, n, state, Path(checkpoint).name)
     dev = resolve_device(device)
     module = module.to(dev).eval()
     if names is None:
         names = [f"class {i}" for i in range(n)]
     return LoadedModel(module, arch_spec, names, state_dict_hash(state), display, dev)
+
+
+def _load_external(name: str | None, *, arch: str | None, checkpoint: str | Path | None,
+                   classes: object, device: str | torch.device | None, weights: str | None,
+                   hf: str | Path | None) -> LoadedModel:
+    """``load_model`` with ``weights`` or ``hf``: refuse mixtures, then delegate."""
+    if hf is not None:
+        if any(v is not None for v in (name, arch, checkpoint, classes, weights)):
+            raise ParameterError("a Hugging Face model (hf) is given alone",
+                                 hint="Drop the model name, arch, checkpoint, classes and "
+                                      "weights: the model folder or hub id brings them.")
+        # imported on use: they import torchvision / transformers (seconds), and import this
+        from .huggingface import load_hf
+        return load_hf(hf, device=device)
+    if arch is None and name is not None:
+        arch = name  # load_model("r3d_18", weights="DEFAULT") reads naturally
+    if arch is None or checkpoint is not None or classes is not None:
+        raise ParameterError("pretrained weights need an architecture, and no checkpoint or "
+                             "class names (the weights bring their own)",
+                             hint="Pass e.g. --arch r3d_18 --weights KINETICS400_V1.")
+    from .pretrained import load_pretrained
+    return load_pretrained(arch, str(weights), device=device)
 
 
 def _head_size(state: dict[str, torch.Tensor], spec: ModelSpec) -> int | None:

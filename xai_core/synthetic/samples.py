@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,17 +65,56 @@ class SampleEntry:
     extra: dict = field(default_factory=dict)
 
 
-def read_manifest(directory: str | os.PathLike = SAMPLES_DIR) -> dict:
-    """The raw ``manifest.json`` of a samples folder."""
+def read_manifest(directory: str | os.PathLike = SAMPLES_DIR, *, strict: bool = True) -> dict:
+    """The raw ``manifest.json`` of a samples folder.
+
+    Parameters
+    ----------
+    directory
+        The folder holding ``manifest.json``.
+    strict
+        ``True``: a missing or unreadable manifest is a :class:`VideoError`. ``False``:
+        it reads as ``{}`` (any folder of clips may hold one, or not).
+
+    Returns
+    -------
+    dict
+        The parsed JSON.
+    """
     path = Path(directory) / "manifest.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if not strict:
+            return {}
         raise VideoError(f"no sample manifest in {str(Path(directory))!r}",
                          hint="Generate the samples with `make samples`.") from None
     except (OSError, ValueError) as exc:
+        if not strict:
+            return {}
         raise VideoError(f"the sample manifest {path} cannot be read ({exc})",
                          hint="Regenerate it with `make samples`.") from exc
+
+
+def manifest_entries(directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The manifest's entries by file name (``{}`` when there is no readable manifest).
+
+    Parameters
+    ----------
+    directory
+        A folder of clips, with or without a ``manifest.json`` as
+        ``scripts/make_samples.py`` writes it (``samples: [{file, label, context, kind}]``).
+
+    Returns
+    -------
+    dict
+        File name → its entry; entries without a ``file`` name are left out.
+    """
+    data = read_manifest(directory, strict=False)
+    samples = data.get("samples") if isinstance(data, dict) else None
+    if not isinstance(samples, list):
+        return {}
+    return {s["file"]: s for s in samples if isinstance(s, dict) and isinstance(s.get("file"), str)}
 
 
 def list_samples(directory: str | os.PathLike = SAMPLES_DIR) -> list[SampleEntry]:

@@ -365,11 +365,3 @@ def static_clip(seed: int, config: WorldConfig = WorldConfig()) -> SyntheticClip
     ctx = np.repeat(clip.context_mask[mid : mid + 1], T, axis=0)
     params = dict(clip.params, static=True)
     return SyntheticClip(frames, actor, ctx, clip.label, clip.context, params)
-
-
-def render_batch(seeds, config: WorldConfig = WorldConfig(), labels=None):
-    """Frames (N, T, H, W, 3) uint8, labels (N,), contexts (N,) for a list of seeds."""
-    clips = [render_clip(int(s), None if labels is None else int(labels[i]), config=config)
-             for i, s in enumerate(seeds)]
-    return (np.stack([c.frames for c in clips]), np.array([c.label for c in clips]),
-            np.array([c.context for c in clips]))

@@ -4,15 +4,15 @@ Everything downstream (prediction, methods, decompositions, the cache, the dashb
 consumes a ``Clip``. It is built once by :func:`load_clip` from a video file, a folder
 of frame images, or an in-memory array, through the model's
 :class:`~xai_core.models.spec.InputSpec` (resize, centre crop, colour order,
-normalisation — all in :mod:`xai_core.video.preprocess`).
+normalisation — all in :mod:`xai_core.video.preprocess`). Its one identity,
+``content_hash``, is the hash of the normalised tensor the model sees.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -20,9 +20,12 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError, VideoError
+from ..hashing import tensor_hash
 from ..models.spec import InputSpec
+from .checks import DEFAULT_LIMITS, VideoLimits
 from .preprocess import preprocess
-from .read import DEFAULT_LIMITS, VideoLimits, read_sample, sample_indices
+from .read import read_sample
+from .sampling import sample_indices
 
 #: Image files accepted in a frame folder.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -46,13 +49,14 @@ class Clip:
         Source frame index of every clip frame, in temporal order (repeats when padded).
     padded
         True when the source was too short and the clip was loop-padded.
-    content_hash
-        sha256 of the cropped frames' shape and bytes: identifies the clip in cache keys
-        whatever its source path.
     input_spec
         The spec the clip was prepared with.
     fps
         Source frame rate when known (for playback and export), else ``None``.
+    content_hash
+        :func:`~xai_core.hashing.tensor_hash` of ``tensor``, the clip's one identity:
+        equal clips hash alike whatever their source (file, folder, array) or path.
+        Computed from ``tensor`` on construction, never passed in.
     """
 
     frames: np.ndarray
@@ -62,27 +66,22 @@ class Clip:
     stride: int
     indices: tuple[int, ...]
     padded: bool
-    content_hash: str
     input_spec: InputSpec
     fps: float | None = None
+    content_hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content_hash", tensor_hash(self.tensor))
 
     @property
     def num_frames(self) -> int:
+        """Frames in the clip (the spec's ``num_frames``)."""
         return int(self.frames.shape[0])
 
     def __repr__(self) -> str:
         pad = ", padded" if self.padded else ""
         return (f"Clip({self.source!r}, frames {min(self.indices)}..{max(self.indices)} step "
                 f"{self.stride}{pad}, {tuple(self.frames.shape)}, {self.content_hash[:12]})")
-
-
-def frames_hash(frames: np.ndarray) -> str:
-    """sha256 of an array's shape and bytes (equal clips from different paths hash alike)."""
-    frames = np.ascontiguousarray(frames)
-    h = hashlib.sha256()
-    h.update(f"{frames.dtype.str}{frames.shape}".encode())
-    h.update(frames.tobytes())
-    return h.hexdigest()
 
 
 def as_rgb_frames(frames: np.ndarray) -> np.ndarray:
@@ -189,7 +188,7 @@ def load_clip(source: str | os.PathLike | np.ndarray, input_spec, start: int = 0
     start, stride
         First source frame and step; shorter sources are loop-padded (``clip.padded``).
     limits
-        Size and length caps for files (see :class:`~xai_core.video.read.VideoLimits`).
+        Size and length caps for files (see :class:`~xai_core.video.checks.VideoLimits`).
     name
         Display name for in-memory frames (default ``"array"``).
     """
@@ -231,5 +230,5 @@ def load_clip(source: str | os.PathLike | np.ndarray, input_spec, start: int = 0
                              hint="Give a video path, a frame folder or (T, H, W, 3) uint8 frames.")
     tensor, cropped = preprocess(frames, spec)
     return Clip(frames=cropped, tensor=tensor, source=label, start=int(start), stride=int(stride),
-                indices=tuple(int(i) for i in indices), padded=bool(padded),
-                content_hash=frames_hash(cropped), input_spec=spec, fps=fps)
+                indices=tuple(int(i) for i in indices), padded=bool(padded), input_spec=spec,
+                fps=fps)

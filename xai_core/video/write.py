@@ -3,19 +3,20 @@
 OpenCV can only write ``mp4v`` (MPEG-4 part 2), which browsers do not play; PyAV's
 ``libx264`` gives the H.264 / yuv420p / mp4 combination every browser does. yuv420p
 subsamples chroma 2×2, so odd frame sizes are padded by one edge row/column (replicated,
-not black, so no artificial edge appears). The file is written next to its destination
-and moved into place with ``os.replace``: a failure never leaves half a video behind.
+not black, so no artificial edge appears). The file is written beside its destination
+and moved into place (:func:`xai_core.atomic.atomic_path`): a failure never leaves half
+a video behind.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ParameterError, VideoError
 
 
@@ -59,33 +60,37 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, *
                              hint="Convert with np.clip(x, 0, 255).astype(np.uint8).")
     if not (fps > 0 and np.isfinite(fps)):
         raise ParameterError(f"fps must be a positive number, got {fps!r}")
-    import av
-
     path = Path(path)
     if not path.parent.is_dir():
         raise VideoError(f"folder {str(path.parent)!r} does not exist", hint="Create it first.")
     frames = pad_to_even(frames)
-    _, h, w, _ = frames.shape
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
     try:
-        # faststart puts the index first, so browsers start playing before the end arrives.
-        with av.open(tmp, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            # Fraction keeps e.g. 29.97 exact enough; the time base follows from it.
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = w, h
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
+        with atomic_path(path) as tmp:
+            _encode(tmp, frames, fps, crf, preset)
+    except ImportError:  # no PyAV: an installation problem, not a failed write
+        raise
+    except Exception as exc:
         raise VideoError(f"could not write {path.name}: {exc}",
                          hint="Check the disk space and that the folder is writable.") from exc
     return path
+
+
+def _encode(dest: Path, frames: np.ndarray, fps: float, crf: int, preset: str) -> None:
+    """Encode even-sized uint8 RGB ``frames`` into the mp4 ``dest`` with libx264."""
+    # PyAV is imported on use: ~40 ms that importing xai_core.video should not pay.
+    import av
+
+    _, h, w, _ = frames.shape
+    # faststart puts the index first, so browsers start playing before the end arrives.
+    with av.open(str(dest), mode="w", format="mp4",
+                 options={"movflags": "+faststart"}) as container:
+        # Fraction keeps e.g. 29.97 exact enough; the time base follows from it.
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": preset}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

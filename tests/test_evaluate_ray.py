@@ -1,0 +1,224 @@
+"""The Ray engine: same records as the in-process engine, resumable after a kill.
+
+Each test starts a small local Ray (2 CPUs, 128 MB object store, no dashboard) and shuts
+it down; the model is the small C3D on 8×32×32 clips, registered here at run time — the
+workers get its spec through :class:`~xai_core.evaluation.ModelRef`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from helpers import TINY_INPUT
+
+from xai_core.evaluation import (
+    EvalItem,
+    ModelRef,
+    class_table,
+    open_run,
+    read_shards,
+    run_evaluation,
+    run_evaluation_ray,
+    synthetic_items,
+)
+from xai_core.models import registry
+from xai_core.models.bundled import small_c3d_spec
+from xai_core.synthetic.world import CLASSES
+
+pytest.importorskip("ray")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread"),
+              pytest.mark.timeout(240)]
+
+ARCH = "small-c3d-ray-test"
+METHODS = ["gradcam", "gradient"]
+#: cheap metrics with a seeded random baseline (insertion) and ground truth
+METRICS = ["selectivity", "ground_truth", "motion_share", "insertion:steps=2,grid=4"]
+#: fields that differ between two runs of the same clip: wall time, and the traceback's
+#: frames (the in-process one passes through the test's own frames)
+VOLATILE = ("seconds", "traceback")
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    """The small C3D (8×32×32) registered as ``ARCH``, its weights and class names."""
+    registry.list_models()  # the zoo first: registering into an empty registry would hide it
+    spec = dataclasses.replace(small_c3d_spec(ARCH), input=TINY_INPUT)
+    registry.register_model(spec)
+    d = tmp_path_factory.mktemp("ray-model")
+    torch.manual_seed(0)
+    torch.save(spec.build(len(CLASSES)).state_dict(), d / "net.pt")
+    (d / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    yield d / "net.pt", d / "classes.txt"
+    registry.MODELS.pop(ARCH, None)
+
+
+def _records(out: Path) -> dict[str, dict]:
+    recs = {}
+    for p in sorted((out / "records").glob("*.json")):
+        r = json.loads(p.read_text())
+        recs[r["clip_id"]] = {k: v for k, v in r.items() if k not in VOLATILE}
+    return recs
+
+
+def test_ray_engine_gives_the_in_process_records(model_files, tmp_path):
+    ckpt, classes = model_files
+    ref = ModelRef.of(arch=ARCH, checkpoint=ckpt, classes=classes)
+    model = ref.load(device="cpu")
+    items = synthetic_items(4, 0.5, size=32, num_frames=8)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    items.insert(2, EvalItem("broken", broken, label=1, origin={"kind": "file",
+                                                                "path": str(broken)}))
+    kw = {"metrics": METRICS, "show_progress": False, "report": False}
+    local = run_evaluation(model, items, METHODS, tmp_path / "local", model_ref=ref, **kw)
+    ray_run = run_evaluation_ray(ref, items, METHODS, tmp_path / "ray", workers=2,
+                                 shard_clips=2, **kw)
+
+    # the same records, clip by clip and number by number (failed clip included)
+    assert (local.computed, local.failed) == (ray_run.computed, ray_run.failed) == (5, 1)
+    a, b = _records(tmp_path / "local"), _records(tmp_path / "ray")
+    assert a.keys() == b.keys() and len(a) == 5
+    for clip_id in a:
+        assert a[clip_id] == b[clip_id], clip_id
+    assert "broken" in b and "error" in b["broken"]
+    assert b["synthetic-700000000"]["indices"] == list(range(8))
+    pd.testing.assert_frame_equal(local.table, ray_run.table)
+    pd.testing.assert_frame_equal(local.summary, ray_run.summary)
+    failed = pd.read_csv(tmp_path / "ray" / "failed.csv")
+    assert failed["clip_id"].tolist() == ["broken"] and "video" in failed["error"][0].lower()
+
+    # Parquet shards of the workers (2 clips each) hold exactly the table's rows
+    shards = sorted((tmp_path / "ray" / "shards").glob("*.parquet"))
+    assert any("-w0-" in p.name for p in shards) and any("-w1-" in p.name for p in shards)
+    cols = list(ray_run.table.columns)
+    key = ["clip_id", "method", "variant", "metric", "quantity"]
+    got = read_shards(tmp_path / "ray")[cols].sort_values(key).reset_index(drop=True)
+    want = ray_run.table.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+    # the dashboard's entry: the run opened again, a clip reopened with the run's settings
+    run = open_run(tmp_path / "ray")
+    assert run.complete is False and run.done == 4 and run.failed == ["broken"]
+    assert run.settings["engine"] == "ray" and run.methods == METHODS
+    assert list(run.clips["clip_id"]) == [it.clip_id for it in items]
+    assert {"motion_share:gradcam", "selective_share:gradient"} <= set(run.clips.columns)
+    per_class = class_table(run.clips)
+    assert per_class["clips"].sum() == 5 and "motion_share:gradcam" in per_class
+    again = run.load_model(device="cpu")
+    clip = run.load_clip("synthetic-700000001", again)
+    assert clip.frames.shape == (8, 32, 32, 3)
+    assert run.masks("synthetic-700000001", clip, again)["actor"].shape == (8, 32, 32)
+    kwargs = run.explain_kwargs("synthetic-700000001")
+    assert kwargs["methods"] == METHODS and kwargs["target"] is None
+
+
+DRIVER = """
+import dataclasses, sys
+from helpers import TINY_INPUT
+from xai_core.cli import main
+from xai_core.models import registry
+from xai_core.models.bundled import small_c3d_spec
+registry.list_models()
+registry.register_model(dataclasses.replace(small_c3d_spec({arch!r}), input=TINY_INPUT))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of one session (the killed CLI and the Ray it started)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(d.name))
+    return pids
+
+
+def _cli(driver: Path, argv: list[str], **kw) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent), RAY_USAGE_STATS_ENABLED="0")
+    return subprocess.Popen([sys.executable, str(driver), *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_killed_ray_run_resumes_with_only_the_missing_clips(model_files, tmp_path):
+    ckpt, classes = model_files
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(DRIVER.format(arch=ARCH)))
+    out = tmp_path / "run"
+    n = 12
+    argv = ["evaluate", "--synthetic", str(n), "--arch", ARCH, "--checkpoint", str(ckpt),
+            "--classes", str(classes), "--methods", *METHODS, "--metrics", *METRICS,
+            "--out", str(out), "--engine", "ray", "--workers", "2", "--no-progress"]
+
+    # first run: killed (SIGKILL, the whole process group) once a few records exist
+    first = _cli(driver, argv, start_new_session=True)
+    deadline = time.monotonic() + 150
+    records = out / "records"
+    while time.monotonic() < deadline and first.poll() is None:
+        if len(list(records.glob("*.json"))) >= 3:
+            break
+        time.sleep(0.02)
+    assert first.poll() is None, first.communicate()[1][-2000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    for pid in _session_pids(first.pid):  # Ray's workers leave their process group
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    done = {p.name for p in records.glob("*.json")}
+    assert 3 <= len(done) < n, f"{len(done)} of {n} clips finished before the kill"
+    assert not list(records.glob(".*"))  # atomic writes: no half-written record
+    stamps = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
+
+    # the rerun computes only the missing clips
+    second = _cli(driver, argv)
+    stdout, stderr = second.communicate(timeout=180)
+    assert second.returncode == 0, stderr[-2000:]
+    assert f"({n - len(done)} computed, {len(done)} reused" in stdout, stdout
+    assert {p.name: p.stat().st_mtime_ns for p in records.glob("*.json") if p.name in stamps} \
+        == stamps  # the records of the killed run were not written again
+    assert len(list(records.glob("*.json"))) == n
+
+    # and the table equals a clean in-process run's
+    ref = ModelRef.of(arch=ARCH, checkpoint=ckpt, classes=classes)
+    clean = run_evaluation(ref.load(device="cpu"), synthetic_items(n, 0.0, size=32,
+                                                                   num_frames=8),
+                           METHODS, tmp_path / "clean", metrics=METRICS, show_progress=False,
+                           report=False)
+    resumed = pd.read_parquet(out / "results.parquet")
+    pd.testing.assert_frame_equal(resumed, clean.table, check_dtype=False)
+    assert (out / "summary.csv").is_file() and (out / "report.md").is_file()
+    # shards: killed workers' unflushed clips were completed, no clip twice
+    shard_rows = read_shards(out)
+    assert set(shard_rows["clip_id"]) == set(clean.table["clip_id"])
+    assert not shard_rows.duplicated(["clip_id", "method", "variant", "metric",
+                                      "quantity"]).any()
+
+
+def test_ray_engine_refuses_what_it_cannot_do(model_files, tmp_path, capsys):
+    from helpers import run_cli
+
+    ckpt, classes = model_files
+    base = ["evaluate", "--synthetic", "1", "--arch", ARCH, "--checkpoint", ckpt,
+            "--classes", classes, "--methods", "gradcam", "--out", tmp_path / "x"]
+    code, _, err = run_cli(capsys, [*base, "--workers", "2"])
+    assert code == 2 and "--workers belong(s) to the Ray engine" in err
+    code, _, err = run_cli(capsys, [*base, "--engine", "ray", "--device", "cuda"])
+    assert code == 2 and "--gpus-per-worker" in err
+    if not torch.cuda.is_available():
+        code, _, err = run_cli(capsys, [*base, "--engine", "ray", "--gpus-per-worker", "1"])
+        assert code == 2 and "GPU" in err and "Traceback" not in err
