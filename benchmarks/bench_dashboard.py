@@ -1,14 +1,17 @@
-"""Time from a scrubber change to the rendered frame, on a cached explanation (server side).
+"""Server side of a frame change, on a cached explanation (the browser side: bench_scrub.py).
 
-Two numbers, both after the explanation has been computed once (so nothing is
-recomputed, as in the app):
+Scrubbing and Play run in the browser (:mod:`dashboard.player` holds every frame); the
+server sees the frame only when the player syncs it (Sync, or pausing). Three numbers,
+all after the explanation has been computed once (so nothing is recomputed):
 
-* ``apptest rerun`` — ``streamlit.testing`` AppTest: set the frame slider, run the
-  script, until every element is rendered. AppTest re-runs the whole script (a browser
-  re-runs only the scrubber's fragment), so this is an upper bound.
-* ``frame views`` — the work of the scrubber fragment alone: the four side-by-side panels
-  and their colour bars, the per-frame plot and the method-comparison grid, built by the
-  dashboard's own functions, without Streamlit.
+* ``apptest rerun`` — ``streamlit.testing`` AppTest: the player's sync value set, the
+  script run, until every element is rendered. AppTest re-runs the whole script (a
+  browser re-runs only the fragment of the frame views), so this is an upper bound.
+* ``frame views`` — what a server-side frame change used to draw per step: the four
+  side-by-side panels and their colour bars, the per-frame plot and the method grid,
+  built by the dashboard's own functions, without Streamlit.
+* ``player payload`` — building every frame's pictures for the player once (per
+  explanation and display choice).
 
 Run: ``.venv/bin/python benchmarks/bench_dashboard.py [--frames 16] [--repeat 3]``. Uses the
 bundled ``motion`` model and the first sample clip when they exist, else the small C3D
@@ -34,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dashboard import comparison, display, over_time  # noqa: E402
+from dashboard import comparison, display, over_time, player  # noqa: E402
 from dashboard.samples import sample_clips  # noqa: E402
 from dashboard.settings import Settings, widget_key  # noqa: E402
 from xai_core.models.architectures import SmallC3D  # noqa: E402
@@ -91,6 +94,21 @@ def frame_views_ms(at: AppTest, frames: list[int], repeat: int) -> list[float]:
     return out
 
 
+def payload_ms(at: AppTest, repeat: int) -> list[float]:
+    """Building the player's pictures of every frame (done once per explanation), in ms."""
+    expl = at.session_state["_explanation"][1]
+    values = {f.name: at.session_state[widget_key(f.name)] for f in dataclasses.fields(Settings)
+              if widget_key(f.name) in at.session_state}
+    settings = dataclasses.replace(Settings(**values), methods=list(expl.methods))
+    group = player.Group(expl, display.scales_for(expl, settings), "")
+    out = []
+    for _ in range(repeat):
+        tic = time.perf_counter()
+        player.payload([group], settings, 8.0)
+        out.append(1000 * (time.perf_counter() - tic))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16, help="frames to scrub through")
@@ -105,24 +123,28 @@ def main() -> int:
         if at.exception or at.error:
             print("the app failed:", [e.value for e in at.exception] + [e.value for e in at.error])
             return 1
-        n = min(args.frames, at.slider(key="s_frame").max + 1)
+        expl = at.session_state["_explanation"][1]
+        n = min(args.frames, expl.frames.shape[0])
         frames = list(range(1, n)) + [0]
         rerun = []
-        for _ in range(args.repeat):
+        for r in range(args.repeat):
             for t in frames:
-                at.slider(key="s_frame").set_value(t)
+                at.session_state["player"] = {"frame": t, "nonce": f"{r}-{t}"}
                 tic = time.perf_counter()
                 at.run()
                 rerun.append(1000 * (time.perf_counter() - tic))
                 assert not at.exception and not at.error
+                assert at.session_state[widget_key("frame")] == t
         views = frame_views_ms(at, frames, args.repeat)
+        payload = payload_ms(at, args.repeat)
     methods = ", ".join(at.sidebar.multiselect(key="s_methods").value)
     print(f"### Dashboard: scrubber change → rendered frame ({what}; methods {methods})\n")
     print(f"First load incl. computing the explanation: {first:.1f} s\n")
     print("| measured (server side, cached explanation) | median ms | p90 ms | n |")
     print("|---|---|---|---|")
-    for name, values in (("AppTest: slider set → script rerun done (whole page)", rerun),
-                         ("frame views alone (the scrubber fragment's work)", views)):
+    for name, values in (("AppTest: player sync → script rerun done (whole page)", rerun),
+                         ("frame views of one frame, server side (old per-step work)", views),
+                         ("player payload: every frame's pictures, once", payload)):
         p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
         print(f"| {name} | {statistics.median(values):.0f} | {p90:.0f} | {len(values)} |")
     return 0

@@ -29,21 +29,24 @@ from xai_core.results import Explanation
 
 from . import (
     comparison,
+    dataset_view,
     export,
     metrics_panel,
     model_view,
     over_time,
     player,
     predictions,
+    real_models,
     second_model,
     side_by_side,
     sidebar_compare,
     sidebar_scale,
+    timeline_view,
     tubes,
 )
 from . import sidebar as sb
 from . import verdict as verdict_view
-from .compute import build_request, obtain, wait_pending
+from .compute import build_tolerant, obtain, wait_pending
 from .display import NOT_SPLIT, percent, probability, scales_for, shown_method
 from .link import read_link, show_link_notes, write_link
 from .resources import clip_masks, input_spec, model_chosen, resolve_clip, resolve_model, uploads
@@ -171,6 +174,12 @@ def main() -> None:
 
 def _page() -> None:
     with st.sidebar:
+        page = dataset_view.page_choice()
+    if page == "dataset":  # an evaluation run: its own page
+        with boundary("open the evaluation"):
+            dataset_view.render_page(boundary)
+        return
+    with st.sidebar:
         sb.model_inputs()
         sidebar_compare.compare_inputs(Settings.from_session().model)
         clip_path = truth = clip_error = None
@@ -187,8 +196,7 @@ def _page() -> None:
     settings = Settings.from_session()
     write_link(settings)
     if not model_chosen(settings):
-        st.info("Upload a checkpoint (.pt/.pth state dict) in the sidebar, or pick one from "
-                "the models folder, to explain the clip with your own model.")
+        st.info(real_models.MISSING[settings.model_source])
         return
     with boundary("load the model"):
         model = resolve_model(settings)
@@ -214,8 +222,9 @@ def _page() -> None:
     settings = sb.settle_target(settings, model, clip, target_box)
     write_link(settings)
     with boundary("explain the clip"):
-        request = build_request(settings, model, clip)
+        request, refused = build_tolerant(settings, model, clip)
         shown = obtain(request)
+        shown.errors.update(refused)  # methods refused up front, shown in their place
     expl = shown.explanation
     if expl is None:
         return
@@ -232,6 +241,7 @@ def _page() -> None:
         verdict_view.render_view(expl, settings, truth)
         summary_row(expl, settings, truth)
         model_view.render_view(expl, model.input, clip_path)
+        timeline_box = st.container()  # filled at the end: the views come first
         groups = [player.Group(expl, scales, expl.model if second else "", shown.errors)]
         if second is not None and second.explanation is not None:
             second_model.render_summary(expl, second)
@@ -249,4 +259,6 @@ def _page() -> None:
     st.subheader("Metrics")
     with boundary("compute the metrics"):
         metrics_panel.render_view(expl, request, clip_masks(settings, clip))
+    with timeline_box, contextlib.suppress(_Stop), boundary("build the timeline"):
+        timeline_view.render_view(model, clip_path, settings)
     wait_pending([shown] + ([second.shown] if second is not None else []))

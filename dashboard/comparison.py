@@ -8,7 +8,7 @@ import streamlit as st
 from xai_core import render
 from xai_core.results import Explanation
 
-from .display import KINDS, NORMALISATION_LABELS, TITLES, Scales, panel
+from .display import KINDS, TITLES, Scales, panel, scale_sentence
 from .settings import Settings
 
 #: Cells are drawn smaller than the side-by-side panels: the grid is stretched to the
@@ -29,7 +29,7 @@ def grid_image(expl: Explanation, settings: Settings, scales: Scales, t: int) ->
 
 def render_view(expl: Explanation, settings: Settings, scales: Scales, t: int) -> None:
     st.image(grid_image(expl, settings, scales, t), width="stretch", output_format="JPEG")
-    st.caption(f"Frame {t}. Each cell is scaled {NORMALISATION_LABELS[settings.normalisation]}; "
-               "the number above it is the relevance that gets full colour. Methods have "
-               "different units: compare where they put relevance, not their values "
-               "(choose “shared” only for methods in the same units).")
+    st.caption(f"Frame {t}. {scale_sentence(settings)} The number above a cell is the "
+               "relevance that gets full colour. Methods have different units: compare where "
+               "they put relevance, not their values (choose “shared across methods” only for "
+               "methods in the same units).")

@@ -70,6 +70,32 @@ def build_request(settings: Settings, model: LoadedModel, clip: Clip,
                                 decompose=settings.decomposed())
 
 
+def build_tolerant(settings: Settings, model: LoadedModel, clip: Clip,
+                   target: int | None | str = "settings") -> tuple[ExplainRequest, dict[str, str]]:
+    """:func:`build_request`, and when one method refuses the model or its parameters, the
+    request of the others with that method's reason (shown in its place). Raises when
+    every method is refused."""
+    try:
+        return build_request(settings, model, clip, target), {}
+    except XaiError:
+        if len(settings.methods) < 2:
+            raise
+    errors: dict[str, str] = {}
+    for name in settings.methods:
+        alone = dataclasses.replace(settings, methods=[name],
+                                    full_only=[m for m in settings.full_only if m == name])
+        try:
+            build_request(alone, model, clip, target)
+        except XaiError as exc:
+            errors[name] = exc.user_message()
+    kept = [m for m in settings.methods if m not in errors]
+    if not kept:
+        return build_request(settings, model, clip, target), errors  # raises the first
+    return build_request(dataclasses.replace(
+        settings, methods=kept, full_only=[m for m in settings.full_only if m in kept]),
+        model, clip, target), errors
+
+
 # --------------------------------------------------------------------------- computing
 @dataclass
 class Computed:
@@ -230,10 +256,14 @@ class Shown:
 
 @dataclass(frozen=True)
 class Slot:
-    """Where a request's result lives in the session, and its widget keys."""
+    """Where a request's result lives in the session, and its widget keys. ``wait``: with
+    no earlier result to show, the page waits for the job where it is drawn (the first
+    model: nothing else to show) or only at its end (a second model: the first's views
+    come first)."""
 
     name: str = "_explanation"
     label: str = ""
+    wait: bool = True
 
     def key(self, what: str) -> str:
         return what if self.name == "_explanation" else f"{what}{self.name}"
@@ -249,7 +279,7 @@ def obtain(request: ExplainRequest, slot: Slot = MAIN) -> Shown:
     stored = st.session_state.get(slot.name)
     if stored is not None and stored[0] == key:
         errors = st.session_state.get(slot.key("_method_errors"), (None, {}))
-        return Shown(stored[1], True, errors[1] if errors[0] == key else {})
+        return Shown(stored[1], True, dict(errors[1]) if errors[0] == key else {})
     previous = None if stored is None else stored[1]
     if key in st.session_state.get("_cancelled_keys", set()):
         st.info(f"Computation{slot.label} cancelled.")
@@ -281,17 +311,19 @@ def obtain(request: ExplainRequest, slot: Slot = MAIN) -> Shown:
                 confirmed(slow_cost, key, slot.key("confirm_start"))
             return dataclasses.replace(shown, current=False)
 
-    label = f"Explaining{slot.label} with {', '.join(request.names)}"
+    label = f"Explaining with {', '.join(request.names)}{slot.label}"
 
     def fn(progress: Progress) -> Computed:
         return explain_tolerant(request, progress)
 
     job = runner.submit(key, fn, label=label)
-    if not job.finished and previous is not None:
+    if not job.finished and (previous is not None or not slot.wait):
         box = st.container()
         with box:
-            st.info(f"Computing the new explanation{slot.label} ({', '.join(request.names)}): "
-                    "the views below still show the previous one.")
+            if previous is not None:
+                st.info(f"Computing the new explanation{slot.label} "
+                        f"({', '.join(request.names)}): the views below still show the "
+                        "previous one.")
             bar = _progress(job, slot.key("cancel_job"), key)
         return Shown(previous, False, job=job, bar=bar)
     while not job.finished or job.status == "cancelled":
@@ -324,4 +356,5 @@ def wait_pending(shown: Sequence[Shown]) -> None:
         for s in pending:
             if s.bar is not None:
                 s.bar.progress(s.job.fraction, text=s.job.describe())
+    st.session_state["_auto_rerun"] = True  # notes of this run are shown once more
     st.rerun()

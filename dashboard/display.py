@@ -59,7 +59,8 @@ def token(expl: Explanation) -> str:
     (``id()`` is not: a new explanation may reuse a collected one's id.)
     """
     parts = [expl.model, expl.weights_hash, expl.clip.content_hash, expl.clip.source,
-             str(expl.target), json.dumps(expl.options.key(), sort_keys=True)]
+             str(expl.target), json.dumps(expl.options.key(), sort_keys=True),
+             json.dumps(list(expl.class_names))]  # names uploaded after the weights
     parts += [json.dumps([n, r.params], sort_keys=True, default=str)
               for n, r in expl.methods.items()]
     return "|".join(parts)
@@ -170,7 +171,7 @@ def frame_image(expl: Explanation, t: int) -> np.ndarray:
 
 
 #: Height of a colour bar with its two-line legend (:func:`scale_legend`).
-BAR_HEIGHT = 72
+BAR_HEIGHT = 80
 
 
 def colour_bar(expl: Explanation, method: str, kind: str, t: int, settings: Settings,

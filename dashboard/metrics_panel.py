@@ -82,14 +82,20 @@ def render_view(expl: Explanation, request: ExplainRequest,
         st.info("The metrics computation was cancelled.")
         return
     scores: ClipScores = job.result
-    table = scores.to_frame()
+    table = scores.to_wide()  # method × metric, from xai_core
     if table.empty:
         st.info("These metrics gave no scores for this clip.")
     else:
-        table["higher_is_better"] = table["higher_is_better"].map(_DIRECTION)
-        table = table.rename(columns={"variant": "map", "higher_is_better": "direction"})
-        st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+        directions = table.attrs.get("higher_is_better", {})
+        config = {col: st.column_config.NumberColumn(
+            col, format="%.3f",
+            help=f"{_DIRECTION[directions.get(col)]}. "
+                 + getattr(metrics.get(col.split(" · ")[0]), "description", ""))
+            for col in table.columns if col not in ("method", "map")}
+        st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+        st.caption("One row per method and map (full relevance, or its selective part), one "
+                   "column per metric; hover a column's name for what it measures and whether "
+                   "higher is better.")
     if scores.skipped:
         st.caption("Skipped: " + "; ".join(f"{m} ({why})" for m, why in scores.skipped.items()))
     fig = curves_figure(scores)

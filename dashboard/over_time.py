@@ -12,9 +12,12 @@ from xai_core import render
 from xai_core.results import Explanation
 
 from .display import NOT_SPLIT, maps_of, token, units
+from .player import SYNCED
 from .settings import widget_key
 
 PLOT_KEY = "over_time_plot"
+#: Session key: the frame of the point last clicked in each plot (by its key).
+CLICKED = "_plot_clicked"
 
 _COLOURS = {"full": "#222222", "spatial": "#2ca02c", "temporal": "#9467bd"}
 _NAMES = {"full": "full", "spatial": "spatial (appearance)", "temporal": "temporal (motion)"}
@@ -64,11 +67,22 @@ def mark_frame(fig: go.Figure, t: int) -> go.Figure:
 
 def _seek(plot_key: str = PLOT_KEY) -> None:
     """Move the server's frame to the clicked one (runs before the rerun); the frame
-    player follows it (:func:`dashboard.player.seek_request`)."""
+    player follows it (:func:`dashboard.player.seek_request`).
+
+    Plotly takes a click on the point it holds selected as "deselect" (no points): that
+    is the same point clicked again, after the player was scrubbed away from it.
+    """
     state = st.session_state.get(plot_key)
     points = (state or {}).get("selection", {}).get("points", [])
+    clicked = st.session_state.setdefault(CLICKED, {})
     if points:
-        st.session_state[widget_key("frame")] = int(round(points[0]["x"]))
+        clicked[plot_key] = int(round(points[0]["x"]))
+    elif plot_key not in clicked:
+        return
+    st.session_state[widget_key("frame")] = clicked[plot_key]
+    # the player may have been scrubbed away from the frame it last synced: a click on
+    # that frame's point must still move it there (a seek, even to the same frame)
+    st.session_state.pop(SYNCED, None)
 
 
 def render_view(expl: Explanation, method: str, t: int, plot_key: str = PLOT_KEY) -> None:

@@ -193,12 +193,26 @@ def take_sync(value: Any, n: int) -> int | None:
     return frame
 
 
+_declared: Any = None
+
+
+def _component() -> Any:
+    """The player component, registered with the running Streamlit server (again on every
+    run: a server restarted in the same process, or a test's runtime, needs it)."""
+    global _declared
+    try:
+        _declared = components.declare_component("frame_player", path=str(FRONTEND))
+    except RuntimeError:  # the runtime went away meanwhile (tests): the declared one serves
+        if _declared is None:
+            raise
+    return _declared
+
+
 def render_player(groups: Sequence[Group], settings: Settings, fps: float,
                   key: str = "player") -> int:
     """Draw the player; returns the server's current frame (after a sync, the player's)."""
     data = _memo_payload(groups, settings, fps)
     seek = seek_request(data["n"])
-    component = components.declare_component("frame_player", path=str(FRONTEND))
-    value = component(data=data, seek=seek, key=key, default=None)
+    value = _component()(data=data, seek=seek, key=key, default=None)
     synced = take_sync(value, data["n"])
     return int(st.session_state[FRAME_KEY]) if synced is None else synced

@@ -29,6 +29,7 @@ from xai_core.models.registry import LoadedModel, get_spec, list_models, load_mo
 from xai_core.models.spec import InputSpec
 from xai_core.video.clip import Clip, load_clip
 
+from . import real_models
 from .samples import sample_masks
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ MAX_CHECKPOINT_MB = 1024
 
 #: Folder of the user's own checkpoints and class-name files (optional).
 MODELS_DIR_ENV = "XAI_MODELS_DIR"
+
+#: Model sources (bundled, own, pretrained, hf), for the settings' checks.
+MODEL_SOURCES = tuple(real_models.SOURCES)
 
 
 # --------------------------------------------------------------------------- models
@@ -104,12 +108,18 @@ def file_fingerprint(*paths: str | Path | None) -> str:
 
 
 def model_chosen(settings: Settings) -> bool:
-    """Whether there is a model to load (an own model needs a checkpoint)."""
+    """Whether there is a model to load (an own model needs a checkpoint, a Hugging Face
+    model an id or folder)."""
+    if settings.model_source in real_models.EXTERNAL:
+        return real_models.chosen(settings.model_source)
     return settings.model_source == "bundled" or bool(settings.checkpoint)
 
 
 def resolve_model(settings: Settings) -> LoadedModel:
-    """The bundled model, or the user's architecture + checkpoint (+ class names)."""
+    """The bundled model, the user's architecture + checkpoint (+ class names), or a
+    pretrained torchvision or Hugging Face model (:mod:`dashboard.real_models`)."""
+    if settings.model_source in real_models.EXTERNAL:
+        return real_models.resolve(settings.model_source, settings.arch)
     if settings.model_source == "bundled":
         return load_bundled(settings.model)
     if not settings.checkpoint:
@@ -123,7 +133,11 @@ def resolve_model(settings: Settings) -> LoadedModel:
 
 
 def input_spec(settings: Settings) -> InputSpec:
-    """The input format of the chosen model, known before (and without) loading it."""
+    """The input format of the chosen model, known before (and without) loading it (a
+    Hugging Face model's once it is loaded; the bundled default until then)."""
+    if settings.model_source in real_models.EXTERNAL:
+        return real_models.input_spec(settings.model_source, settings.arch,
+                                      get_spec(settings.model).input)
     name = settings.model if settings.model_source == "bundled" else settings.arch
     return get_spec(name).input
 

@@ -20,13 +20,13 @@ from xai_core.results import Explanation
 from xai_core.video.clip import Clip
 
 from . import over_time, predictions
-from .compute import Shown, Slot, build_request, obtain
+from .compute import Shown, Slot, build_tolerant, obtain
 from .display import percent, probability
 from .resources import load_bundled, resolve_clip
 from .settings import Settings
 from .sidebar_compare import chosen
 
-SLOT = Slot("_explanation_b", " with the second model")
+SLOT = Slot("_explanation_b", " (second model)", wait=False)
 
 
 @dataclass
@@ -59,8 +59,10 @@ def obtain_second(settings: Settings, clip_path: Path, first: Explanation) -> Se
         else:
             note = (f"{choice.model} has no class “{first.target_name}”: it explains its own "
                     "predicted class.")
-    request = build_request(settings, model, clip, target=target)
-    return Second(choice.model, obtain(request, SLOT), clip, note)
+    request, refused = build_tolerant(settings, model, clip, target=target)
+    shown = obtain(request, SLOT)
+    shown.errors.update(refused)
+    return Second(choice.model, shown, clip, note)
 
 
 def shares_table(explanations: list[Explanation]) -> pd.DataFrame:

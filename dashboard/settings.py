@@ -31,7 +31,7 @@ from xai_core.methods.base import METHODS, get_method
 from xai_core.models.registry import get_spec
 from xai_core.registry import format_spec, parse_spec
 
-from .resources import architectures, bundled_model_names, folder_files
+from .resources import MODEL_SOURCES, architectures, bundled_model_names, folder_files
 from .samples import sample_clips
 
 #: Methods explained on first load (those that exist are used).
@@ -53,6 +53,9 @@ V1_RENAMED = {"selective": "show_selective"}
 #: Session key of the one store of method parameters (``{method: {param: value}}``).
 METHOD_PARAMS = "method_params"
 
+#: "Class to explain" value for the predicted class (a selectbox holding None looks empty).
+PREDICTED = -1
+
 #: Session key of the model and clip the chosen target belongs to.
 TARGET_FOR = "_target_for"
 
@@ -68,7 +71,7 @@ class Settings:
     """
 
     # model
-    model_source: str = "bundled"  # bundled | own
+    model_source: str = "bundled"  # bundled | own | pretrained | hf
     model: str = "motion"
     arch: str = "small-c3d"
     checkpoint: str | None = None
@@ -249,6 +252,8 @@ class Settings:
             name: st.session_state.get(widget_key(name), getattr(DEFAULT_OPTIONS, name))
             for name in OPTION_FIELDS})
         values[METHOD_PARAMS] = dict(st.session_state.get(METHOD_PARAMS, {}))
+        if values["target"] == PREDICTED:
+            values["target"] = None
         return cls(**values)
 
 
@@ -270,7 +275,7 @@ _FIELD_TYPES: dict[str, type] = {"checkpoint": str, "classes": str, "sample": st
 
 def widget_choices() -> dict[str, tuple]:
     """The options of the sidebar's fixed-choice widgets, by setting name."""
-    return {"model_source": ("bundled", "own"), "clip_source": ("sample", "upload"),
+    return {"model_source": MODEL_SOURCES, "clip_source": ("sample", "upload"),
             "arch": tuple(architectures()), "panel": ("overlay", "heatmap"),
             "cmap": render.DIVERGING_CMAPS + render.SEQUENTIAL_CMAPS,
             "normalisation": render.NORMALISATIONS}
@@ -321,7 +326,7 @@ def _link_text(value: Any) -> str:
 def _link_value(key: str, text: str, default: Any) -> Any:
     """One link value read as the type of its setting and checked as the JSON's are."""
     kind = _FIELD_TYPES.get(key) or (int if key == "chunk_size" else None)
-    like = default if default is not None else kind()
+    like = default if default is not None else (kind or str)()
     try:
         if isinstance(like, bool):
             value = {"true": True, "1": True, "false": False, "0": False}[text.lower()]

@@ -21,15 +21,16 @@ from xai_core.decompose import NORMALISATIONS as DECOMP_NORMALISATIONS
 from xai_core.errors import ParameterError, VideoError, XaiError
 from xai_core.hashing import json_hash
 from xai_core.methods.base import list_methods
+from xai_core.models.cards import spec_card
 from xai_core.models.registry import LoadedModel, get_spec
 from xai_core.models.spec import InputSpec
 from xai_core.request import model_identity
 from xai_core.results import Explanation
-from xai_core.selective import SELECTIVE_VARIANTS, selective_variants
+from xai_core.selective import SELECTIVE_HELP, SELECTIVE_VARIANTS, selective_variants
 from xai_core.video.clip import Clip
 from xai_core.video.read import VideoInfo, probe
 
-from . import samples
+from . import real_models, samples
 from .display import NORMALISATION_LABELS, probability
 from .resources import (
     MAX_CHECKPOINT_MB,
@@ -45,6 +46,7 @@ from .resources import (
 from .settings import (
     DEFAULT_METHODS,
     METHOD_PARAMS,
+    PREDICTED,
     SIGMA_SLIDER,
     TARGET_FOR,
     WIDGET_RANGES,
@@ -69,9 +71,10 @@ def _default(name: str, value: Any) -> None:
 def model_inputs() -> None:
     st.header("Model")
     _default("model_source", "bundled")
-    source = st.radio("Model", ["bundled", "own"], key=K("model_source"), horizontal=True,
-                      format_func={"bundled": "Bundled", "own": "My own checkpoint"}.get,
-                      label_visibility="collapsed")
+    source = st.radio("Model", list(real_models.SOURCES), key=K("model_source"), horizontal=True,
+                      format_func=real_models.SOURCES.get, label_visibility="collapsed")
+    if source in real_models.EXTERNAL:
+        return real_models.model_inputs(source)
     if source == "bundled":
         names = bundled_model_names()
         _default("model", names[0] if names else "motion")
@@ -79,7 +82,7 @@ def model_inputs() -> None:
             st.session_state[K("model")] = names[0]
         name = st.selectbox("Bundled model", names, key=K("model"))
         st.caption(get_spec(name).description)
-        return
+        return real_models.show_card(spec_card(get_spec(name)))
     archs = architectures()
     _default("arch", archs[0])
     st.selectbox("Architecture", archs, key=K("arch"),
@@ -97,6 +100,7 @@ def model_inputs() -> None:
     folder = models_dir()
     st.caption(f"Models folder: {folder}" if folder else
                f"Set {MODELS_DIR_ENV} to a folder of checkpoints to pick them here.")
+    real_models.show_card(spec_card(get_spec(st.session_state[K("arch")])))
 
 
 def _own_file_input(slot: str, upload: Any, choices: list[str], label: str,
@@ -210,6 +214,10 @@ def settle_target(settings: Settings, model: LoadedModel, clip: Clip, box: Any) 
     here = json_hash([model_identity(model), model.name, clip.content_hash])
     before = st.session_state.get(TARGET_FOR)
     st.session_state[TARGET_FOR] = here
+    auto = st.session_state.pop("_auto_rerun", False)  # the rerun that shows a new result
+    note = st.session_state.pop("_target_note", None)  # … shows this run's note once more
+    if note and note[0] == here and auto:
+        box.caption(note[1])
     if target is None:
         return settings
     if before is not None and before != here:
@@ -218,8 +226,10 @@ def settle_target(settings: Settings, model: LoadedModel, clip: Clip, box: Any) 
         why = f"{target!r} is not a class of this model"
     else:
         return settings
-    st.session_state[K("target")] = None
-    box.caption(f"The class to explain was reset to the predicted one: {why}.")
+    st.session_state[K("target")] = PREDICTED
+    st.session_state["_target_note"] = (here, f"The class to explain was reset to the predicted "
+                                              f"one: {why}.")
+    box.caption(st.session_state["_target_note"][1])
     return dataclasses.replace(settings, target=None)
 
 
@@ -237,13 +247,14 @@ def target_input(expl: Explanation) -> None:
     """
     names = expl.class_names
     top = [i for i, _, _ in expl.top5]
-    options: list[int | None] = [None, *top, *[i for i in range(len(names)) if i not in top]]
+    # "predicted" is a value, not None: a selectbox holding None shows its placeholder
+    options: list[int] = [PREDICTED, *top, *[i for i in range(len(names)) if i not in top]]
     if st.session_state.get(K("target")) not in options:
-        st.session_state[K("target")] = None
+        st.session_state[K("target")] = PREDICTED
     unique = len(set(names)) == len(names)
 
-    def label(i: int | None) -> str:
-        if i is None:
+    def label(i: int) -> str:
+        if i == PREDICTED:
             return "The predicted class"
         return names[i] if unique else f"{names[i]} (class {i})"
 
@@ -295,16 +306,14 @@ def method_inputs() -> None:
         sigma = float(st.session_state[K("sigma")])  # a loaded file may go beyond the slider
         st.slider("Selective threshold n (keep |∂R/∂t| > n·σ)", min(SIGMA_SLIDER[0], sigma),
                   max(SIGMA_SLIDER[1], sigma), step=0.5, key=K("sigma"),
-                  help="Paper 001 uses 4 and says to tune it per task: lower keeps more "
+                  help="Hiley et al. (2020) uses 4 and says to tune it per task: lower keeps more "
                        "voxels as 'motion'.")
         _default("sobel_border", DEFAULT_OPTIONS.sobel_border)
         st.selectbox("Temporal border of the derivative", SOBEL_BORDERS, key=K("sobel_border"))
         _default("selective", DEFAULT_OPTIONS.selective)
         st.selectbox("Selective relevance", selective_variants(), key=K("selective"),
                      format_func=lambda v: f"{v} — {SELECTIVE_VARIANTS[v].summary}",
-                     help="Which change in time is thresholded: the paper's derivative of the "
-                          "relevance, or a variant that does not mark a still clip's borders "
-                          "as motion.")
+                     help=SELECTIVE_HELP)  # the core's text, as the CLI's --selective
     params: dict[str, dict[str, Any]] = {}
     tunable = [n for n in chosen if methods[n].params]
     if tunable:
@@ -382,7 +391,7 @@ def display_inputs() -> None:
              format_func={"overlay": "on the frame", "heatmap": "as a heat map"}.get)
     _default("show_selective", False)
     st.toggle("Motion panel: selective relevance", key=K("show_selective"),
-              help="Show only voxels whose relevance changes sharply in time (paper 001) "
+              help="Show only voxels whose relevance changes sharply in time (Hiley et al. 2020) "
                    "instead of the temporal part of the discriminative split.")
     cmaps = list(render.DIVERGING_CMAPS + render.SEQUENTIAL_CMAPS)
     _default("cmap", "bwr")

@@ -8,7 +8,16 @@ import streamlit as st
 from xai_core import render
 from xai_core.results import Explanation
 
-from .display import NORMALISATION_LABELS, NOT_SPLIT, Scales, desaturation, has_map, maps_of, token
+from .display import (
+    NORMALISATION_LABELS,
+    NOT_SPLIT,
+    Scales,
+    desaturation,
+    has_map,
+    maps_of,
+    scale_options,
+    token,
+)
 from .settings import Settings
 
 
@@ -30,7 +39,7 @@ def render_view(expl: Explanation, settings: Settings, scales: Scales) -> None:
             st.caption(NOT_SPLIT)
             continue
         key = (token(expl), method, kind, settings.cmap, settings.normalisation, settings.alpha,
-               settings.gamma, settings.grey)
+               settings.gamma, settings.grey, scale_options(settings))
         if key not in memo:
             if len(memo) > 16:
                 memo.clear()

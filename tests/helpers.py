@@ -16,7 +16,7 @@ import errno
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -333,6 +333,18 @@ def assert_views(at: AppTest) -> None:
     assert_healthy(at)
     heads = {h.value for h in at.subheader}
     assert {"Side by side", "Relevance per frame", "Predictions"} <= heads, heads
+
+
+def dashboard_env(factory: Any, folder: str, tiny: str, *, bad_video: bool = False
+                  ) -> Iterator[Path]:
+    """A models folder with a random small C3D for 8×32×32 clips registered as ``tiny``,
+    and a test video (plus a file that is not a video): for a module-scoped fixture."""
+    root = factory.mktemp(folder)
+    with model_world(root, tiny, checkpoint="tiny.pt"):
+        good_clip(root, frames=8)
+        if bad_video:
+            (root / "bad.mp4").write_bytes(b"definitely not a video " * 64)
+        yield root
 
 
 # --------------------------------------------------------------------------- files

@@ -15,17 +15,23 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import run_cli
-from tiny_transformers import HF_FAMILIES, bias_free, hf, mvit, save_hf, swin3d
+from tiny_transformers import HF_FAMILIES, bias_free, hf, mvit, offline_hf_folder, swin3d
 
 from xai_core.applicability import COLUMNS, cell, markdown_table
 from xai_core.engine import explain
 from xai_core.errors import MethodError
-from xai_core.methods.base import get_method, list_methods
+from xai_core.methods.base import get_method, list_methods, model_guard
+from xai_core.methods.gradients import guided_backprop
 from xai_core.models.bundled import small_c3d_spec
 from xai_core.models.registry import LoadedModel, get_spec, wrap_module
 from xai_core.models.spec import InputSpec
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+
+@pytest.fixture(autouse=True)
+def _threads(request):
+    """Tiny nets on one thread; full-size C3D and S3D (slow set) on all of them."""
+    if request.node.get_closest_marker("slow") is None:
+        request.getfixturevalue("one_thread")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 METHODS = sorted(c.name for c in list_methods())
@@ -33,8 +39,9 @@ FAMILIES = [c.key for c in COLUMNS]
 SLOW = {"c3d": (16, 112, 112), "s3d": (16, 224, 224)}
 #: cheap settings: the question is whether a method runs on a network, not its quality
 FAST = {"integrated-gradients": {"steps": 2}, "smoothgrad": {"samples": 2},
-        "occlusion": {"window": (4, 16, 16), "stride": (4, 16, 16)},
-        "extremal-perturbation": {"iterations": 2, "areas": (0.1,)}}
+        "extremal-perturbation": {"iterations": 2, "areas": (0.1,)},
+        # signed maps: a random net's ReLU'd Grad-CAM may be all zero, which proves nothing
+        "gradcam": {"relu": False}, "guided-gradcam": {"relu": False}}
 
 
 def _cnn(arch: str, clip: tuple[int, int, int]) -> LoadedModel:
@@ -48,14 +55,7 @@ def _cnn(arch: str, clip: tuple[int, int, int]) -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def hf_root(tmp_path_factory) -> Iterator[Path]:
-    pytest.importorskip("transformers")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-        root = tmp_path_factory.mktemp("hf")
-        for family in HF_FAMILIES:
-            save_hf(root, family)
-        yield root
+    yield from offline_hf_folder(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,11 @@ def _cases() -> list:
 def test_method_works_or_refuses_with_its_reason(models, family, method):
     model = models[family]
     kind, reason = cell(method, family)
-    m = get_method(method, **FAST.get(method, {}))
+    params = dict(FAST.get(method, {}))
+    if method == "occlusion":  # 2 × 2 windows over a clip of any size
+        t, h, w = model.input.num_frames, model.input.height, model.input.width
+        params = {"window": (t, h // 2, w // 2), "stride": (t, h // 2, w // 2)}
+    m = get_method(method, **params)
     before = _state(model.module)
     if kind == "refused":
         keyword = reason.split("[")[1].rstrip("]")
@@ -118,13 +122,18 @@ def test_method_works_or_refuses_with_its_reason(models, family, method):
 
 
 @pytest.mark.parametrize("family", [c.key for c in COLUMNS if c.transformer])
-def test_guided_backprop_caveat_is_true(models, family):
-    """On GELU networks guided backprop has no ReLU to guide: it is the plain gradient."""
+def test_guided_backprop_refusal_is_true(models, family):
+    """On GELU networks guided backprop has no ReLU to guide: it would be the plain
+    gradient, so the method refuses them up front."""
     model = models[family]
     x = _clip(model, 1)
-    guided = get_method("guided-backprop").attribute(model, x, 0).relevance
+    with pytest.raises(MethodError, match="ReLU networks"):
+        get_method("guided-backprop").attribute(model, x, 0)
+    with model_guard(model.module):  # the computation the refusal prevents
+        guided = guided_backprop(model, x.clone(), torch.zeros(1, dtype=torch.long),
+                                 "guided-backprop")
     plain = get_method("gradient").attribute(model, x, 0).relevance
-    assert torch.allclose(guided, plain, atol=1e-6)
+    assert torch.allclose(guided.detach().sum(1).float(), plain, atol=1e-6)
 
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f not in SLOW])

@@ -2,7 +2,8 @@
 
 The test starts its own Streamlit server on a free localhost port (result cache in a
 temporary folder), loads the app, waits for the rendered panels (never a fixed sleep),
-moves the frame scrubber, uploads a clip, and saves screenshots under
+steps and plays the frame player with the keyboard (``test_browser_scrub.py`` checks that
+this needs no server round trip), uploads a clip, and saves screenshots under
 ``test-output/browser/``. With ``XAI_UPDATE_SCREENSHOTS=1`` it also copies them to
 ``docs/screenshots/`` for the README.
 
@@ -137,9 +138,21 @@ def _images_ready(page) -> None:
                       f"{page.evaluate(_IMAGES_IN_VIEW)}", stacklevel=2)
 
 
-def _side_by_side_src(page) -> list[str]:
-    imgs = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
-    return [imgs.nth(i).get_attribute("src") for i in range(min(4, imgs.count()))]
+PLAYER = 'iframe[title*="frame_player"]'
+
+
+def _player(page):
+    """The frame player's iframe, once its pictures have arrived."""
+    page.wait_for_selector(PLAYER, timeout=LOAD_TIMEOUT_MS)
+    player = next(f for f in page.frames if "frame_player" in (f.url or ""))
+    player.wait_for_function("() => window.__player && window.__player.data",
+                             timeout=LOAD_TIMEOUT_MS)
+    return player
+
+
+def _side_by_side_src(player) -> list[str]:
+    return player.evaluate("Array.from(document.querySelectorAll('#views img'))"
+                           ".slice(0, 4).map(i => i.src.slice(-64))")
 
 
 def _shot(page, name: str, full: bool = False) -> Path:
@@ -170,30 +183,33 @@ def test_load_scrub_and_upload_in_a_real_browser(server):
             page = browser.new_page(viewport={"width": 1440, "height": 1100})
             page.goto(url)
             main = page.locator('[data-testid="stMain"]')
-            # rendered panels, not a fixed sleep: the side-by-side images are drawn
-            expect(main.get_by_text("Frame 0 of the clip")).to_be_visible(
-                timeout=LOAD_TIMEOUT_MS)
+            # rendered panels, not a fixed sleep: the player holds the side-by-side views
+            player = _player(page)
+            counter = player.locator("#counter")
+            expect(counter).to_have_text("Frame 0 / 15 · video frame 0")
             _idle(page)
-            assert main.locator('[data-testid="stImage"] img').count() >= 4
+            assert main.locator('[data-testid="stImage"] img').count() >= 3  # grid, tubes
             assert page.locator('[data-testid="stException"]').count() == 0
-            before = _side_by_side_src(page)
+            before = _side_by_side_src(player)
             main.get_by_text("Side by side").first.scroll_into_view_if_needed()
             _shot(page, "side-by-side.png")
 
-            # move the scrubber with the keyboard: the panels follow
-            thumb = main.locator('[data-testid="stSlider"]').first.get_by_role("slider")
-            thumb.focus()
+            # step with the keyboard, on the page itself: the panels follow
+            page.mouse.click(1430, 10)
             for _ in range(6):
-                thumb.press("ArrowRight")
-            expect(main.get_by_text("Frame 6 of the clip")).to_be_visible(timeout=60_000)
-            _idle(page)
-            assert _side_by_side_src(page) != before
+                page.keyboard.press("ArrowRight")
+            expect(counter).to_have_text("Frame 6 / 15 · video frame 6")
+            assert _side_by_side_src(player) != before
             _shot(page, "scrubbed.png")
 
-            # play: the frame advances by itself; pause stops it
-            main.get_by_role("button", name="▶ Play").click()
-            expect(main.get_by_text("Frame 8 of the clip")).to_be_visible(timeout=60_000)
-            main.get_by_role("button", name="⏸ Pause").click()
+            # play: the frame advances by itself; pause stops it (and syncs the views below)
+            player.locator("#play").click()
+            player.wait_for_function("() => Number(document.body.dataset.frame) >= 8",
+                                     timeout=60_000)
+            player.locator("#play").click()
+            stopped = player.evaluate("document.body.dataset.frame")
+            expect(main.get_by_text(f"show frame {stopped}.", exact=False).first).to_be_visible(
+                timeout=60_000)
             _idle(page)
 
             for title, name in (("Relevance per frame", "relevance-per-frame.png"),
@@ -214,7 +230,8 @@ def test_load_scrub_and_upload_in_a_real_browser(server):
                 timeout=LOAD_TIMEOUT_MS)
             expect(main.get_by_text("my_clip.mp4")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
             _idle(page)
-            assert main.locator('[data-testid="stImage"] img').count() >= 4
+            _player(page)
+            assert main.locator('[data-testid="stImage"] img').count() >= 3
             assert page.locator('[data-testid="stException"]').count() == 0
             assert main.locator('[data-testid="stAlert"]').filter(
                 has_text="Could not").count() == 0

@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import APP, TIMEOUT, assert_healthy, good_clip, model_world, own_model_app, upload
+from helpers import (
+    APP,
+    TIMEOUT,
+    assert_healthy,
+    dashboard_env,
+    own_model_app,
+    upload,
+)
 
 from dashboard.jobs import JobCancelled, JobRunner
 from dashboard.settings import Settings
@@ -32,11 +39,7 @@ TINY = "tiny-small-c3d-test"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A models folder with a random small C3D for 8×32×32 clips, and test videos."""
-    root = tmp_path_factory.mktemp("dashboard")
-    with model_world(root, TINY, checkpoint="tiny.pt"):
-        good_clip(root, frames=8)
-        (root / "bad.mp4").write_bytes(b"definitely not a video " * 64)
-        yield root
+    yield from dashboard_env(tmp_path_factory, "dashboard", TINY, bad_video=True)
 
 
 def app_with(env: Path, methods=("dtd", "gradcam"), **state) -> AppTest:
@@ -59,13 +62,35 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def player_data(at: AppTest) -> dict:
+    """What the frame player got: every frame's pictures (``pool``) and rows of indices."""
+    import json
+
+    (player,) = at.get("component_instance")
+    return json.loads(player.proto.json_args)["data"]
+
+
+def sync_player(at: AppTest, frame: int) -> AppTest:
+    """What the browser sends when the player's Sync is pressed (or playback paused)."""
+    at.session_state["player"] = {"frame": frame, "nonce": f"sync-{frame}-{len(at.caption)}"}
+    return at.run()
+
+
 def assert_every_view(at: AppTest) -> None:
     heads = [h.value for h in at.subheader]
     for view in ("Side by side", "Relevance per frame", "Saliency tubes", "Predictions",
                  "Method comparison", "Metrics"):
         assert view in heads
-    # frame + full + spatial + temporal, three colour bars, comparison grid, two tubes
-    assert len(at.image) >= 10
+    # the player holds frame + full + spatial + temporal (+ colour bars) of every frame
+    data = player_data(at)
+    assert data["columns"] == ["Frame", "Full relevance", "Spatial (appearance)",
+                               "Temporal (motion)"]
+    rows = [r for g in data["groups"] for r in g["rows"]]
+    assert rows and all(len(r["frames"]) == data["n"] for r in rows)
+    assert all(len(seq) == data["n"] for r in rows for seq in r["cells"])
+    assert all(u.startswith("data:image/") for u in data["pool"])
+    # comparison grid, two tubes (+ the crop of the video)
+    assert len(at.image) >= 3
     assert len(at.get("plotly_chart")) >= 3  # per-frame plot, top-5, freeze-frame strip
 
 
@@ -75,14 +100,20 @@ def test_own_model_renders_every_view_and_the_frame_scrubber_moves_them(env):
     assert_healthy(at)
     assert_every_view(at)
     assert metric(at, "Explaining the class") in CLASSES
+    # the player scrubs in the browser: frame 5's panels differ from frame 0's
+    data = player_data(at)
+    row = data["groups"][0]["rows"][0]
+    assert all(seq[5] != seq[0] for seq in [row["frames"], *row["cells"]])
     before = image_urls(at)
-    at.slider(key="s_frame").set_value(5).run()
+    sync_player(at, 5)  # the player sends its frame back
     assert_healthy(at)
+    assert at.session_state["s_frame"] == 5
     after = image_urls(at)
     assert len(after) == len(before)
-    # the frame panels and the comparison grid follow the scrubber; the tubes do not
-    assert after[:4] != before[:4]
-    assert set(before) & set(after)
+    # the comparison grid follows the synced frame; the tubes and the video's crop do not
+    assert sum(a != b for a, b in zip(after, before, strict=True)) == 1
+    assert any("show frame 5" in c.value for c in at.caption)
+    assert player_data(at) == data  # nothing re-sent to the browser
 
 
 def test_switching_the_shown_method_and_the_method_list(env):
@@ -90,7 +121,7 @@ def test_switching_the_shown_method_and_the_method_list(env):
     before = image_urls(at)
     at.sidebar.selectbox(key="s_shown_method").set_value("gradcam").run()
     assert_healthy(at)
-    assert image_urls(at)[:4] != before[:4]
+    assert image_urls(at)[:4] != before[:4]  # the tubes of the shown method
     assert any("gradcam" in c.value for c in at.caption)
     at.sidebar.multiselect(key="s_methods").set_value(["gradcam"]).run()
     assert_healthy(at)
@@ -329,10 +360,12 @@ def test_metrics_are_computed_on_demand_with_a_table(env):
     at.button(key="compute_metrics").click().run()
     assert_healthy(at)
     assert len(at.dataframe) == 1
-    table = at.dataframe[0].value
-    assert {"method", "map", "metric", "quantity", "value", "direction"} <= set(table.columns)
+    table = at.dataframe[0].value  # method × metric: one row per method and map
+    assert list(table.columns[:2]) == ["method", "map"]
     assert {"dtd", "gradcam"} <= set(table["method"])
-    assert "motion_precision" in set(table["metric"])
+    assert not table.duplicated(["method", "map"]).any()
+    precision = [c for c in table.columns if c.startswith("motion_precision")]
+    assert precision and table[precision[0]].between(0, 1).any()
     # the uploaded clip has no ground truth: localisation metrics are skipped, not failed
     assert any("Skipped" in c.value and "ground_truth" in c.value for c in at.caption)
 
@@ -389,20 +422,20 @@ def test_exports_are_readable_files(env):
     assert Settings.from_json(settings.to_json()) == settings
 
 
-def test_play_advances_the_frame_and_pause_stops(env):
+def test_play_runs_in_the_browser_and_pause_syncs_the_frame(env):
     at = app_with(env)
-    assert at.button(key="play").label == "▶ Play"
-    start = at.slider(key="s_frame").value
-    at.button(key="play").click().run()
-    assert_healthy(at)
-    assert at.button(key="play").label == "⏸ Pause"  # the label follows at once
-    at.run()  # what the fragment's timer does while playing
-    assert at.slider(key="s_frame").value != start
-    at.button(key="play").click().run()
-    assert at.button(key="play").label == "▶ Play"
-    frame = at.slider(key="s_frame").value
+    data = player_data(at)
+    # Play runs client-side at the clip's rate (the 8 fps test video), over every frame
+    assert data["fps"] == 8.0 and data["n"] == 8
+    assert not [b for b in at.button if b.key == "play"]  # no server-side play loop
+    start = at.session_state["s_frame"]
     at.run()
-    assert at.slider(key="s_frame").value == frame  # paused: stays put
+    assert at.session_state["s_frame"] == start  # nothing advances on the server
+    sync_player(at, 6)  # pausing sends the frame the player stopped on
+    assert_healthy(at)
+    assert at.session_state["s_frame"] == 6
+    at.run()
+    assert at.session_state["s_frame"] == 6  # paused: stays put
 
 
 # --------------------------------------------------------------------------- long methods
@@ -425,7 +458,7 @@ def test_a_long_explanation_waits_for_start_and_shows_its_estimate(env, monkeypa
     start.click().run()
     assert_healthy(at)
     assert_every_view(at)
-    assert not at.warning
+    assert not [w for w in at.warning if "model passes" in w.value]
     # back to the same request later: cached, so it shows at once without asking
     at.sidebar.slider(key="s_sigma").set_value(4.0).run()
     at.sidebar.slider(key="s_sigma").set_value(3.5).run()

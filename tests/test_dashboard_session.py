@@ -11,8 +11,17 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import APP, TIMEOUT, assert_healthy, good_clip, model_world, own_model_app, upload
+from helpers import (
+    APP,
+    TIMEOUT,
+    assert_healthy,
+    dashboard_env,
+    good_clip,
+    own_model_app,
+    upload,
+)
 
+from dashboard.settings import PREDICTED
 from xai_core.synthetic.world import CLASSES
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
@@ -27,10 +36,7 @@ STALE_LABEL = "Predicted class: move_left (93%)"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A models folder with a random small C3D for 8×32×32 clips, and a test video."""
-    root = tmp_path_factory.mktemp("dashboard-session")
-    with model_world(root, TINY, checkpoint="tiny.pt"):
-        good_clip(root, frames=8)
-        yield root
+    yield from dashboard_env(tmp_path_factory, "dashboard-session", TINY)
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -91,7 +97,7 @@ def test_a_stale_class_label_after_another_sample_is_reset_not_a_crash(env):
     at.sidebar.radio(key="s_normalisation").set_value("per-frame").run()
     assert_healthy(at)
     assert shows_views(at)
-    assert at.sidebar.selectbox(key="s_target").value is None
+    assert at.sidebar.selectbox(key="s_target").value == PREDICTED  # "The predicted class"
     assert f"reset to the predicted one: {STALE_LABEL!r} is not a class" in captions(at)
     assert metric(at, "Explaining the class") == metric(at, "Model predicts")
 
@@ -113,7 +119,7 @@ def test_sample_colour_scale_model_and_target_in_turn_never_raise(env):
     at.sidebar.selectbox(key="s_model").set_value("context-biased").run()
     assert_healthy(at)
     # a class chosen for another model does not silently carry over, and the page says so
-    assert at.sidebar.selectbox(key="s_target").value is None
+    assert at.sidebar.selectbox(key="s_target").value == PREDICTED  # "The predicted class"
     assert "reset to the predicted one: the clip or the model changed" in captions(at)
     assert metric(at, "Explaining the class") == metric(at, "Model predicts")
     at.sidebar.selectbox(key="s_target").set_value(other).run()
@@ -128,6 +134,8 @@ def test_class_labels_do_not_change_with_the_prediction_and_the_target_is_checke
     assert_healthy(at)
     box = at.sidebar.selectbox(key="s_target")
     assert box.options[0] == "The predicted class"
+    # the predicted class is a value the box shows, not an empty choice ("Choose an option")
+    assert box.value == PREDICTED and box.index == 0
     assert sorted(box.options[1:]) == sorted(CLASSES)  # names only: no probability in them
     assert not any(re.search(r"\d%", o) for o in box.options)
     assert re.search(r"Predicted: \*\*\w+\*\* (\d+%|\d\.\d%|<0\.1%)", captions(at))
@@ -136,7 +144,7 @@ def test_class_labels_do_not_change_with_the_prediction_and_the_target_is_checke
     send_label(at, "s_target", STALE_LABEL)  # a label these options never had
     at.run()
     assert_healthy(at)
-    assert at.sidebar.selectbox(key="s_target").value is None
+    assert at.sidebar.selectbox(key="s_target").value == PREDICTED  # "The predicted class"
     assert "is not a class of this model" in captions(at)
     assert metric(at, "Explaining the class") == metric(at, "Model predicts")
     # another window of a video is another clip: the chosen class is reset, and said so
@@ -145,7 +153,7 @@ def test_class_labels_do_not_change_with_the_prediction_and_the_target_is_checke
     assert metric(at, "Explaining the class") == CLASSES[3]
     at.sidebar.slider(key="s_start").set_value(2).run()
     assert_healthy(at)
-    assert at.sidebar.selectbox(key="s_target").value is None
+    assert at.sidebar.selectbox(key="s_target").value == PREDICTED  # "The predicted class"
     assert "the clip or the model changed" in captions(at)
 
 

@@ -28,9 +28,11 @@ def repeated_frames_clip(distinct: int = 3) -> torch.Tensor:
 # --------------------------------------------------------------------------- decompose=
 def test_full_only_gives_the_same_full_and_selective_maps_without_the_split(registered):
     model, x = tiny_model(), random_clip()
-    split = xc.explain(model, x, GXI_NAME, cache=None)[GXI_NAME]
-    only = xc.explain(model, x, GXI_NAME, decompose=False, cache=None)[GXI_NAME]
+    opts = DecompositionOptions(selective="hiley2020")  # a variant that needs no split
+    split = xc.explain(model, x, GXI_NAME, options=opts, cache=None)[GXI_NAME]
+    only = xc.explain(model, x, GXI_NAME, options=opts, decompose=False, cache=None)[GXI_NAME]
     assert split.decomposed and not only.decomposed
+    assert split.selective_mask.any()  # a real comparison, not two empty maps
     assert only.spatial is None and only.temporal is None
     np.testing.assert_array_equal(only.full, split.full)
     np.testing.assert_array_equal(only.selective, split.selective)
@@ -43,7 +45,7 @@ def test_full_only_gives_the_same_full_and_selective_maps_without_the_split(regi
 
 def test_full_only_with_max_abs_scales_full_as_the_split_does(registered):
     model, x = tiny_model(), random_clip()
-    opts = DecompositionOptions(normalise="max-abs")
+    opts = DecompositionOptions(normalise="max-abs", selective="hiley2020")  # the paper's map
     split = xc.explain(model, x, GXI_NAME, options=opts, cache=None)[GXI_NAME]
     only = xc.explain(model, x, GXI_NAME, options=opts, decompose=[], cache=None)[GXI_NAME]
     np.testing.assert_allclose(only.full, split.full, rtol=1e-6)
@@ -124,8 +126,13 @@ def test_cached_results_cost_nothing(registered, tmp_path):
     assert not cached["gradient"].cached and cached["gradient"].seconds > 0
     assert after.prediction_seconds == 0  # stored with the first explanation
     assert "cached" in after.describe().splitlines()[0]
-    # a full-only request is served by the split result too
+    # a full-only request is served by the split result too, when its selective map does
+    # not need the split; the default's (still-gated) does: it is computed afresh
     only = estimate_cost(model, x, GXI_NAME, decompose=False, cache=cache)
+    assert not only.methods[0].cached
+    paper = DecompositionOptions(selective="hiley2020")
+    xc.explain(model, x, GXI_NAME, options=paper, cache=cache)
+    only = estimate_cost(model, x, GXI_NAME, options=paper, decompose=False, cache=cache)
     assert only.methods[0].cached and only.seconds == 0
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import run_cli
-from tiny_transformers import HF_FAMILIES, LABELS, S, T, hf, hf_config, save_hf
+from tiny_transformers import HF_FAMILIES, LABELS, S, T, hf, hf_config, offline_hf_folder
 
 from xai_core.errors import CheckpointError, ParameterError
 from xai_core.models.huggingface import HFVideoClassifier
@@ -29,14 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Iterator[Path]:
     """One folder per family, saved offline; HF_HUB_OFFLINE=1 for the module's tests."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        # read once when huggingface_hub is imported (already, by transformers): patched too
-        mp.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-        folder = tmp_path_factory.mktemp("hf")
-        for family in HF_FAMILIES:
-            save_hf(folder, family)
-        yield folder
+    yield from offline_hf_folder(tmp_path_factory)
 
 
 def clip_frames(seed: int = 0, size: tuple[int, int] = (40, 52)) -> np.ndarray:

@@ -21,6 +21,7 @@ from xai_core.methods.base import METHODS, MethodError, list_methods
 from xai_core.selective import (
     DEFAULT_SELECTIVE,
     SelectiveInputs,
+    depends_on_split,
     input_change_mask,
     resolve_selective,
     selective_relevance,
@@ -120,8 +121,8 @@ def test_input_change_mask_equals_slow_reference():
 
 # --------------------------------------------------------------------------- variants
 def test_registry_and_options():
-    assert selective_variants()[:4] == ("hiley2020", "still-corrected", "temporal",
-                                        "input-gated")
+    assert selective_variants()[:5] == ("hiley2020", "still-corrected", "temporal",
+                                        "input-gated", "still-gated")
     assert DEFAULT_SELECTIVE in selective_variants() and DEFAULT_SELECTIVE != "hiley2020"
     assert DecompositionOptions().selective == DEFAULT_SELECTIVE
     with pytest.raises(ParameterError):
@@ -135,6 +136,10 @@ def test_fallback_without_the_split_is_input_gated():
     inputs = SelectiveInputs(torch.randn(T, H, W), x=random_clip())
     assert resolve_selective("still-corrected", inputs).name == "input-gated"
     assert resolve_selective("temporal", inputs).name == "input-gated"
+    assert resolve_selective("still-gated", inputs).name == "input-gated"
+    # so a result computed with the split must not serve a request without it
+    assert {v for v in selective_variants() if depends_on_split(v)} == {
+        "still-corrected", "temporal", "still-gated"}
     assert resolve_selective("hiley2020", SelectiveInputs(inputs.full)).name == "hiley2020"
     with pytest.raises(ParameterError):
         resolve_selective("still-corrected", SelectiveInputs(inputs.full))  # no clip either
@@ -167,8 +172,9 @@ def test_variants_by_their_definitions_on_a_moving_clip(registered):
     expected = {"still-corrected": kept(sobel_slow(full, "replicate") - still),
                 "temporal": kept(sobel_slow(split.temporal, "replicate")),
                 "hiley2020": kept(sobel_slow(full, "replicate"))}
-    expected["input-gated"] = expected["hiley2020"] & torch.from_numpy(
-        input_change_slow(x, 3.0, 4))
+    gate = torch.from_numpy(input_change_slow(x, 3.0, 4))
+    expected["input-gated"] = expected["hiley2020"] & gate
+    expected["still-gated"] = expected["still-corrected"] & gate
     for name, ref in expected.items():
         sel, mask = selective_for(dataclasses.replace(options, selective=name), full, x, split)
         assert mask.any(), name
@@ -182,7 +188,7 @@ def test_still_corrected_is_the_paper_where_the_net_has_no_temporal_border():
     # so the correction is zero and the variant is the paper's mask
     model, x = tiny_model(temporal_kernel=1), random_clip(4)
     method = _method("gradient", model)
-    options, split = _split(method, model, x)
+    options, split = _split(method, model, x, selective="still-corrected")
     assert torch.equal(split.still, torch.zeros_like(split.still))
     paper = selective_for(dataclasses.replace(options, selective="hiley2020"), split.full, x,
                           split)[1]

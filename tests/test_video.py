@@ -11,6 +11,7 @@ import decord
 import numpy as np
 import pytest
 import torch
+from helpers import write_audio_only
 
 from xai_core.errors import ParameterError, VideoError
 from xai_core.models.spec import InputSpec
@@ -300,18 +301,6 @@ def test_zero_frames(tmp_path):
     p.write_bytes(b"YUV4MPEG2 W32 H32 F10:1 Ip A1:1 C420jpeg\n")
     with pytest.raises(VideoError, match="no frames"):
         probe(p)
-
-
-def write_audio_only(p: Path) -> Path:
-    """An mp4 with one AAC audio stream and no video stream."""
-    with av.open(str(p), "w") as c:
-        s = c.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                           layout="mono")
-        frame.sample_rate = 16000
-        for pk in [*s.encode(frame), *s.encode()]:
-            c.mux(pk)
-    return p
 
 
 def test_audio_only(tmp_path):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -120,3 +121,19 @@ def bias_free(model: LoadedModel) -> LoadedModel:
             if isinstance(table, torch.Tensor) and not isinstance(table, torch.nn.Parameter):
                 table.zero_()
     return model
+
+
+def offline_hf_folder(factory, name: str = "hf") -> Iterator[Path]:
+    """A folder with every Hugging Face family saved (tiny, random), with the hub offline
+    (``HF_HUB_OFFLINE=1``) while it is in use: for a module-scoped fixture."""
+    import pytest  # only test code calls this
+
+    pytest.importorskip("transformers")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        # read once when huggingface_hub is imported (already, by transformers): patched too
+        mp.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+        folder = factory.mktemp(name)
+        for family in HF_FAMILIES:
+            save_hf(folder, family)
+        yield folder

@@ -56,6 +56,7 @@ REFUSED: dict[str, dict[str, str]] = {
     "lrp-epsilon-gamma-box": dict.fromkeys(_TRANSFORMERS, _ZENNIT),
     "attn-lrp": dict.fromkeys(_CNNS, _NO_ATTENTION),
     "guided-gradcam": dict.fromkeys(_TRANSFORMERS, _GELU),
+    "guided-backprop": dict.fromkeys(_TRANSFORMERS, _GELU),
     "saliency-tubes": {
         "c3d": "flatten + fc head, " + _HEAD,
         "s3d": "1×1×1 conv head, " + _HEAD,
@@ -67,11 +68,7 @@ REFUSED: dict[str, dict[str, str]] = {
 }
 
 #: method → {family: note}: the method runs, but the result needs this caveat.
-CAVEATS: dict[str, dict[str, str]] = {
-    "guided-backprop": dict.fromkeys(
-        _TRANSFORMERS, "runs, but equals the plain gradient: GELU networks have no ReLU to "
-                       "guide (a refusal is not written yet)"),
-}
+CAVEATS: dict[str, dict[str, str]] = {}
 
 
 def cell(method: str, family: str) -> tuple[str, str]:

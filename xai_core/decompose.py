@@ -3,11 +3,11 @@
 Two decompositions, both built only on the method contract of
 :mod:`xai_core.methods.base`, so every registered method gets them for free:
 
-* **Discriminative relevance** (Hiley et al. 2019, paper 000): the spatial relevance of
+* **Discriminative relevance** (Hiley et al. 2019): the spatial relevance of
   frame *t* is read from the explanation of a *freeze-frame* clip — frame *t* repeated T
   times, padded by repetition and never with black frames, which would inject false
   motion — for the same target; temporal = full − spatial.
-* **Selective relevance** (Hiley et al. 2020, paper 001): keep the voxels where the
+* **Selective relevance** (Hiley et al. 2020): keep the voxels where the
   temporal Sobel derivative of the relevance exceeds ``sigma`` standard deviations —
   the paper's variant and border-aware ones, in :mod:`xai_core.selective` (re-exported
   here).
@@ -35,6 +35,7 @@ from .selective import (
     SOBEL_BORDERS,
     SelectiveInputs,
     apply_selective,
+    depends_on_split,
     selective_mask,
     selective_relevance,
     selective_variants,
@@ -46,7 +47,7 @@ from .selective import (
 __all__ = [
     "DEFAULT_OPTIONS", "DEFAULT_SELECTIVE", "NORMALISATIONS", "SELECTIVE_HELP",
     "SELECTIVE_NOISE_FLOOR", "SLICES", "SOBEL_BORDERS", "DecompositionOptions",
-    "Discriminative", "SelectiveInputs", "apply_selective", "discriminative",
+    "Discriminative", "SelectiveInputs", "apply_selective", "depends_on_split", "discriminative",
     "distinct_frames", "freeze_frame_clips", "freeze_frame_selection",
     "motion_share_discriminative", "motion_share_selective", "scale_full", "selective_for",
     "selective_mask", "selective_relevance", "selective_variants", "sobel_kernel",
@@ -71,7 +72,7 @@ class DecompositionOptions:
         ``"same"`` (default) slice t — the frame sits at the same temporal position,
         and with the same border effects, as in the full explanation, so a static clip
         has exactly zero temporal relevance; ``"first"`` slice 0, as the authors' scripts
-        (paper 000) — slice 0 is at the zero-padded temporal border; ``"mean"`` the mean
+        (Hiley et al. 2019) — slice 0 is at the zero-padded temporal border; ``"mean"`` the mean
         over all T slices (averages the border effects out).
     normalise
         Scaling before subtracting. ``"none"`` (default) keeps relevance in the method's
@@ -81,7 +82,7 @@ class DecompositionOptions:
         (a map that is all zero stays zero); then temporal = full − spatial in those
         unit-less terms.
     sigma
-        Selective relevance threshold n in |D| > n·std(D); 4 as in paper 001 (Sec. 4,
+        Selective relevance threshold n in |D| > n·std(D); 4 as in Hiley et al. (2020) (Sec. 4,
         "a threshold of four standard deviations"), which also says n should be tuned
         per task.
     sobel_border
@@ -90,15 +91,15 @@ class DecompositionOptions:
         derivative at the borders too; ``"zeros"`` is the authors' ``conv3d(padding=1)``,
         which marks the first and last frames as "moving" whenever they carry relevance.
     selective
-        Which selective-relevance variant (:mod:`xai_core.selective`):
-        ``"still-corrected"`` (default) thresholds the derivative of the relevance minus
-        that of each frame's freeze-frame clip, so the network's zero padding in time
-        marks nothing and a static clip has an empty mask; ``"hiley2020"`` is the
-        paper's (paper 001), which marks the first and last frames of a static clip;
-        ``"temporal"`` the derivative of the temporal relevance; ``"input-gated"`` the
-        paper's mask where the input changes. A method explained without the split
-        (``--full-only``) has no freeze-frame clips: ``still-corrected`` and
-        ``temporal`` then use ``input-gated``. Evidence: docs/evaluation.md.
+        Which selective-relevance variant (:mod:`xai_core.selective`). ``"still-gated"``
+        (default) thresholds the derivative of the relevance minus that of each frame's
+        freeze-frame clip, where the input changes: the network's zero padding in time
+        marks nothing and a static clip has an empty mask. ``"hiley2020"`` is the
+        paper's (Hiley et al. 2020), which marks the first and last frames of a static clip;
+        ``"still-corrected"``, ``"temporal"`` and ``"input-gated"`` are the parts the
+        default was chosen from. A method explained without the split (``--full-only``)
+        has no freeze-frame clips: the variants that need them use ``"input-gated"``.
+        Evidence: docs/evaluation.md (*Selective relevance without false motion*).
     chunk_size
         Freeze-frame clips per pass (``None``: the method's ``default_batch_size``).
         Does not change the result, only memory and speed.
@@ -125,7 +126,7 @@ class DecompositionOptions:
         if not isinstance(self.sigma, (int, float)) or not 0 < float(self.sigma) <= 100:
             raise ParameterError(f"sigma must be a number above 0 and at most 100, got "
                                  f"{self.sigma!r}",
-                                 hint="Paper 001 uses 4; lower values select more voxels.")
+                                 hint="Hiley et al. 2020 use 4; lower values select more voxels.")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
                                             or self.chunk_size < 1):
             raise ParameterError(f"chunk_size must be a positive integer, got {self.chunk_size!r}",
@@ -176,7 +177,7 @@ def distinct_frames(x: torch.Tensor) -> tuple[list[int], torch.Tensor]:
 def freeze_frame_clips(x: torch.Tensor, frames: list[int] | None = None) -> torch.Tensor:
     """Freeze-frame clips of one clip (1, 3, T, H, W): frame t repeated T times.
 
-    Padded by repeating the frame (paper 000, Sec. 4.4), never with black frames.
+    Padded by repeating the frame (Hiley et al. (2019), Sec. 4.4), never with black frames.
     Returns (len(frames), 3, T, H, W); ``frames`` defaults to all T frames.
     """
     if x.ndim != 5 or x.shape[0] != 1:
@@ -215,7 +216,7 @@ def freeze_frame_selection(x: torch.Tensor, options: DecompositionOptions = DEFA
 def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: int,
                    full: torch.Tensor, options: DecompositionOptions = DEFAULT_OPTIONS,
                    progress: StageProgress | None = None) -> Discriminative:
-    """Discriminative (freeze-frame) relevance, paper 000.
+    """Discriminative (freeze-frame) relevance, Hiley et al. (2019).
 
     Parameters
     ----------
@@ -225,7 +226,7 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
         The clip (1, 3, T, H, W), normalised.
     target
         The class explained in ``full``; every freeze-frame clip is explained for the same
-        class (paper 000), not for its own prediction.
+        class (Hiley et al. 2019), not for its own prediction.
     full
         The method's relevance of ``x`` (T, H, W).
     options
@@ -347,7 +348,7 @@ def motion_share_discriminative(spatial: torch.Tensor, temporal: torch.Tensor) -
 def motion_share_selective(full: torch.Tensor, selective: torch.Tensor) -> float:
     """Fraction of the full explanation's positive relevance kept by the selective mask.
 
-    share = Σ relu(selective) / Σ relu(full), in [0, 1] (paper 001's "ratio of the sum
+    share = Σ relu(selective) / Σ relu(full), in [0, 1] (Hiley et al. 2020: "ratio of the sum
     of relevance"); ``nan`` when the full explanation has no positive relevance.
     """
     total = _positive_sum(full)

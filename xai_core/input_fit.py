@@ -64,8 +64,8 @@ def aspect_name(height: float, width: float) -> str:
     for w, h in _COMMON_ASPECTS:
         if abs(ratio / (w / h) - 1) < 0.02:
             return f"{w}:{h}"
-    frac = Fraction(ratio).limit_denominator(12)
-    if abs(float(frac) / ratio - 1) < 0.01 and frac.denominator > 1:
+    frac = Fraction(ratio).limit_denominator(4)
+    if abs(float(frac) / ratio - 1) < 0.005:
         return f"{frac.numerator}:{frac.denominator}"
     return f"{ratio:.2f}:1"
 

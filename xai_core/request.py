@@ -28,6 +28,7 @@ from .cache import ResultCache
 from .decompose import DEFAULT_OPTIONS, DecompositionOptions
 from .device import resolve_device
 from .errors import ParameterError
+from .selective import depends_on_split
 from .hashing import json_hash, tensor_hash
 from .methods.base import Method, get_method
 from .models.registry import LoadedModel
@@ -173,9 +174,9 @@ class ExplainRequest:
     def method_keys(self, cache: ResultCache, name: str, target: int) -> list[str]:
         """Keys whose stored result serves method ``name``, its own key last.
 
-        A result computed with the split has everything a full-only request needs, so
-        for a full-only method the decomposed key comes first; what is computed is
-        stored under the last key only.
+        A result computed with the split has everything a full-only request needs (unless
+        the selective variant uses the split), so for a full-only method the decomposed key
+        comes first; what is computed is stored under the last key only.
         """
         parts = {"kind": "method", "clip": self.clip_hash, **model_identity(self.model),
                  "method": self.methods[name].key(), "target": int(target),
@@ -183,7 +184,11 @@ class ExplainRequest:
         decomposed = cache.make_key(parts)
         if self.decomposed(name):
             return [decomposed]
-        return [decomposed, cache.make_key({**parts, "decomposed": False})]
+        own = cache.make_key({**parts, "decomposed": False})
+        if depends_on_split(self.options.selective):
+            # the split's selective map is not the one a full-only request computes
+            return [own]
+        return [decomposed, own]
 
 
 def metrics_key(cache: ResultCache, explanation: Explanation, metric_keys: list[dict],

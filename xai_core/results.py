@@ -60,12 +60,12 @@ class MethodResult:
     params
         The method's validated parameters (``Method.key()``).
     full, spatial, temporal
-        Signed relevance (T, H, W) float32; ``full == spatial + temporal`` (paper 000's
+        Signed relevance (T, H, W) float32; ``full == spatial + temporal`` (Hiley et al.'s (2019)
         discriminative split; units per :class:`~xai_core.decompose.DecompositionOptions`).
         ``spatial`` and ``temporal`` are ``None`` when the freeze-frame decomposition was
         not asked for (``explain(decompose=...)``: it costs T more explanations).
     selective, selective_mask
-        Selective relevance of ``full`` (paper 001) and its boolean mask (T, H, W).
+        Selective relevance of ``full`` (Hiley et al. 2020) and its boolean mask (T, H, W).
     raw
         Per-channel relevance (C, T, H, W) in the method's own units, or ``None``.
     motion_share
@@ -156,7 +156,7 @@ class Explanation:
         Softmax of the model on the clip (K,).
     freeze_frame_probabilities
         Softmax on each freeze-frame clip (T, K): what the model predicts from one
-        frame's appearance alone (paper 000 reports these).
+        frame's appearance alone (Hiley et al. 2019 report these).
     methods
         Per method name, its :class:`MethodResult`.
     options
@@ -286,7 +286,9 @@ class Explanation:
         options = DecompositionOptions(slice=opts["slice"], normalise=opts["normalise"],
                                        sigma=opts["sigma"], sobel_border=opts["sobel_border"],
                                        chunk_size=opts.get("chunk_size"),
-                                       reuse_identical=opts.get("reuse_identical", True))
+                                       reuse_identical=opts.get("reuse_identical", True),
+                                       # results saved before the option: the paper's map
+                                       selective=opts.get("selective", "hiley2020"))
         if frames is None:
             frames = np.zeros((s["num_frames"], 0, 0, 3), np.uint8)
         return cls(

@@ -1,13 +1,13 @@
-"""Selective relevance (Hiley et al. 2020, paper 001) and border-aware variants of it.
+"""Selective relevance (Hiley et al. 2020) and border-aware variants of it.
 
-Paper 001 keeps the voxels where the temporal Sobel derivative of the relevance exceeds
-n standard deviations ("selective relevance"), meaning relevance that appears because
-something changed in the neighbouring frames. A 3D CNN pads its time axis with zeros, so
+Hiley et al. (2020) keep the voxels where the temporal Sobel derivative of the relevance
+exceeds n standard deviations ("selective relevance"), meaning relevance that appears
+because something changed in the neighbouring frames. A 3D CNN pads its time axis with zeros, so
 relevance also changes near the first and last frames of a clip in which *nothing*
 moves: on a static clip (one frame repeated) the paper's mask selects voxels in the
-first and last frames although the discriminative temporal relevance (Hiley et al. 2019,
-paper 000) is exactly zero. The variants registered here differ only in *which* change
-is thresholded; every one applies its mask to the full relevance (signed, in the
+first and last frames although the discriminative temporal relevance (Hiley et al. 2019)
+is exactly zero. The variants registered here differ only in *which* change is
+thresholded; every one applies its mask to the full relevance (signed, in the
 method's units), as the paper does, so the maps of all variants compare:
 
 ``hiley2020``
@@ -15,12 +15,13 @@ method's units), as the paper does, so the maps of all variants compare:
 ``still-corrected``
     The derivative minus what the freeze-frame (still) clip of the same frame shows at
     the same place: D(R)[t] − D(E_t)[t], E_t the explanation of frame t repeated
-    (paper 000's freeze-frame clip). A still clip has no motion, so any change of its
-    relevance in time is the border artefact alone; a static clip gives exactly zero.
+    (the freeze-frame clip of Hiley et al. 2019). A still clip has no motion, so any
+    change of its relevance in time is the border artefact alone; a static clip gives
+    exactly zero.
     Needs the freeze-frame split.
 ``temporal``
-    The derivative of the discriminative temporal relevance (full − spatial, paper 000):
-    D(R − S). Exactly empty on a static clip with the split's slice ``"same"``.
+    The derivative of the discriminative temporal relevance (full − spatial, Hiley et
+    al. 2019): D(R − S). Exactly empty on a static clip with the split's slice ``"same"``.
     Needs the freeze-frame split.
 ``input-gated``
     The paper's mask, restricted to where the input itself changes: the temporal Sobel
@@ -28,6 +29,10 @@ method's units), as the paper does, so the maps of all variants compare:
     of a mostly still scene), dilated by ``INPUT_CHANGE_RADIUS`` pixels. A static clip
     has no input change at all. Needs only the clip, so it also serves methods explained
     without the split.
+``still-gated`` (the default)
+    ``still-corrected`` restricted to where the input changes (both of the above): the
+    border artefact is removed by the model's own still clips, relevance that changes on
+    things that do not move by the input gate. Needs the split; without it, ``input-gated``.
 
 :func:`apply_selective` picks a variant by name; a variant whose inputs are missing
 (no freeze-frame split for a ``--full-only`` method) falls back to its registered
@@ -57,6 +62,7 @@ __all__ = [
     "SelectiveInputs",
     "SelectiveVariant",
     "apply_selective",
+    "depends_on_split",
     "input_change_mask",
     "register_selective",
     "resolve_selective",
@@ -91,18 +97,19 @@ INPUT_CHANGE_FACTOR = 3.0
 INPUT_CHANGE_RADIUS = 4
 
 #: The default variant (the evidence is in docs/evaluation.md).
-DEFAULT_SELECTIVE = "still-corrected"
+DEFAULT_SELECTIVE = "still-gated"
 
 #: One help text for every place the variant is chosen (CLI ``--selective``, dashboard).
 SELECTIVE_HELP = (
-    "Which selective relevance (the voxels whose relevance changes sharply between "
-    "frames, Hiley et al. 2020). still-corrected (default): the change beyond what each "
-    "frame's freeze-frame clip shows, so the network's zero padding in time is not "
-    "called motion and a static clip selects nothing. hiley2020: the paper's, which "
-    "also marks the first and last frames of a static clip. temporal: the change of the "
-    "temporal (motion) relevance. input-gated: the paper's, only where the video itself "
-    "changes; methods explained without the spatial/temporal split get it for "
-    "still-corrected and temporal. Evidence: docs/evaluation.md.")
+    "Which selective relevance: the voxels whose relevance changes sharply between frames "
+    "(Hiley et al. 2020). still-gated (default): the change beyond what each frame's "
+    "freeze-frame clip already shows, kept only where the video itself changes — the "
+    "network's zero padding in time is not called motion and a static clip selects "
+    "nothing. hiley2020: the paper's; it also marks the first and last frames of a "
+    "static clip. still-corrected: still-gated without the input check. temporal: the "
+    "change of the temporal (motion) relevance. input-gated: the paper's, only where the "
+    "video changes — what methods explained without the spatial/temporal split get for "
+    "still-gated, still-corrected and temporal. Evidence: docs/evaluation.md.")
 
 
 # --------------------------------------------------------------------------- derivative
@@ -112,7 +119,7 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def sobel_kernel() -> torch.Tensor:
-    """The 3×3×3 temporal Sobel kernel of paper 001 as a (T, H, W) tensor.
+    """The 3×3×3 temporal Sobel kernel of Hiley et al. (2020) as a (T, H, W) tensor.
 
     Slice t−1 = [[1,2,1],[2,4,2],[1,2,1]], slice t = 0, slice t+1 = −(slice t−1).
     """
@@ -210,7 +217,7 @@ def threshold_mask(d: torch.Tensor, sigma: float, peak: torch.Tensor | float) ->
 
 def selective_mask(relevance: torch.Tensor, sigma: float = 4.0,
                    border: str = "replicate") -> torch.Tensor:
-    """Boolean mask |D| > sigma·std(D) of the temporal Sobel derivative D (paper 001).
+    """Boolean mask |D| > sigma·std(D) of the temporal Sobel derivative D (Hiley et al. 2020).
 
     |D| rather than D keeps both temporal directions (appearing and vanishing
     relevance). std is the population standard deviation over the whole clip (per clip
@@ -231,7 +238,7 @@ def selective_mask(relevance: torch.Tensor, sigma: float = 4.0,
 
 def selective_relevance(relevance: torch.Tensor, sigma: float = 4.0,
                         border: str = "replicate") -> tuple[torch.Tensor, torch.Tensor]:
-    """Selective relevance (paper 001): relevance × mask, and the mask.
+    """Selective relevance (Hiley et al. 2020): relevance × mask, and the mask.
 
     See :func:`selective_mask`. Works on any relevance map — full, spatial or temporal.
     """
@@ -334,6 +341,14 @@ def selective_variants() -> tuple[str, ...]:
     return tuple(SELECTIVE_VARIANTS)
 
 
+def depends_on_split(name: str) -> bool:
+    """True when variant ``name`` gives another map without the freeze-frame split (it
+    then falls back), so a result computed with the split must not serve a request
+    without it."""
+    return resolve_selective(name, SelectiveInputs(torch.zeros(1, 1, 1),
+                                                   x=torch.zeros(1, 3, 1, 1, 1))).name != name
+
+
 def resolve_selective(name: str, inputs: SelectiveInputs) -> SelectiveVariant:
     """The variant that runs for ``name`` on these inputs (following fallbacks)."""
     if name not in SELECTIVE_VARIANTS:
@@ -384,7 +399,7 @@ def _corrected_mask(corrected: torch.Tensor, inputs: SelectiveInputs, sigma: flo
     return threshold_mask(corrected, sigma, _peak(inputs))
 
 
-@register_selective("hiley2020", summary="paper 001: |Sobel_t(full)| > n·std")
+@register_selective("hiley2020", summary="Hiley et al. 2020: |Sobel_t(full)| > n·std")
 def _hiley2020(inputs: SelectiveInputs, sigma: float, border: str) -> torch.Tensor:
     return selective_mask(inputs.full, sigma, border)
 
@@ -409,3 +424,10 @@ def _temporal(inputs: SelectiveInputs, sigma: float, border: str) -> torch.Tenso
 def _input_gated(inputs: SelectiveInputs, sigma: float, border: str) -> torch.Tensor:
     assert inputs.x is not None
     return selective_mask(inputs.full, sigma, border) & input_change_mask(inputs.x)
+
+
+@register_selective("still-gated", needs=("still", "x"), fallback="input-gated",
+                    summary="still-corrected, where the input changes")
+def _still_gated(inputs: SelectiveInputs, sigma: float, border: str) -> torch.Tensor:
+    assert inputs.x is not None
+    return _still_corrected(inputs, sigma, border) & input_change_mask(inputs.x)

@@ -3,7 +3,7 @@
 A model sees ``T`` frames (16 for the bundled models); a real video is minutes long.
 :func:`timeline` slides windows over the whole file and records per window its seconds,
 top classes and the **motion share** of one method (Σ temporal⁺ / (Σ spatial⁺ + Σ
-temporal⁺), from the freeze-frame split of paper 000).
+temporal⁺), from the freeze-frame split of Hiley et al. (2019)).
 
 Windows. A window takes every K-th frame (``sample_every``), spanning (T−1)·K + 1 source
 frames. K defaults to ``round(video fps / model fps)`` (≥ 1), so the model sees motion at
@@ -19,23 +19,25 @@ model, ``benchmarks/RESULTS.md``), the cheapest method whose motion share separa
 bundled models (0.92 motion vs 0.31 context-biased, README; DTD 0.97 vs 0.45 at ~9× the
 cost). The split it needs explains one more clip per distinct frame.
 
-Reading, memory, resuming. :func:`xai_core.video.sliding_windows` opens the file once and
-seeks to each window, decoding only its frames: one window's frames are held at a time,
-plus a small row per window. Each window is an :class:`~xai_core.request.ExplainRequest`
-run by :func:`xai_core.engine.run`, so it is cached and a rerun recomputes nothing done
-(it decodes again, to know the content). With ``out_dir`` the csv and json are rewritten
-atomically every ``write_every`` windows and on an interruption (``"complete": false``).
+Reading, memory, resuming. The file is opened once per :data:`READ_CHUNK` windows and each
+window read by a seek, decoding only its frames; one window's full-size frames exist at a
+time, then the model-size crops of a chunk and one small row per window. Each window is an
+:class:`~xai_core.request.ExplainRequest` run by :func:`xai_core.engine.run`, so it is
+cached and a rerun recomputes nothing done (it decodes again, to know the content). With
+``out_dir`` the csv and json are rewritten atomically every ``write_every`` windows and on
+an interruption (``"complete": false``), and a rerun there reuses the rows of the same
+model, method and layout whose clips hash alike, even after the cache evicted them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
-import math
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +57,8 @@ from .results import Explanation
 from .version import __version__
 from .video.checks import DEFAULT_LIMITS, VideoLimits
 from .video.clip import Clip, load_clip
-from .video.preprocess import preprocess
-from .video.read import probe, read_sample, sliding_windows
+from .video.preprocess import normalise, resize_and_crop
+from .video.read import _Video, probe  # one open file for several windows
 from .video.sampling import sample_indices
 
 __all__ = ["DEFAULT_METHOD", "DEFAULT_MODEL_FPS", "FILES", "Timeline", "TimelineWindow",
@@ -68,6 +70,8 @@ DEFAULT_MODEL_FPS = 25.0
 DEFAULT_METHOD = "gradcam"
 #: What :meth:`Timeline.write` puts in its folder.
 FILES = ("timeline.csv", "timeline.json", "timeline.html")
+#: Windows read per opening of the file (its decoder is closed while models compute).
+READ_CHUNK = 8
 _TAIL = ("target", "target_prob", "motion_share", "freeze_frame_prob", "padded", "cached",
          "clip_hash")
 
@@ -137,7 +141,7 @@ class Timeline:
     video: str
     model: str
     method: str
-    method_params: dict[str, Any]
+    method_key: dict[str, Any]
     fps: float
     total_frames: int
     clip_frames: int
@@ -145,6 +149,10 @@ class Timeline:
     window_step: int
     planned: int
     model_fps: float
+    weights_hash: str = ""
+    target: str | None = None
+    top: int = 5
+    options: dict[str, Any] = field(default_factory=dict)
     windows: list[TimelineWindow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -170,47 +178,10 @@ class Timeline:
         return pd.DataFrame([w.row() for w in self.windows])
 
     def figure(self) -> Any:
-        """Interactive plotly figure: top-1 class and probability, motion share, over time."""
-        import plotly.graph_objects as go  # on use, as pandas
-        from plotly.colors import qualitative
-        from plotly.subplots import make_subplots
+        """Interactive plotly figure (:func:`xai_core.timeline_figure.timeline_figure`)."""
+        from .timeline_figure import timeline_figure
 
-        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
-                            row_heights=[0.6, 0.4],
-                            subplot_titles=("top-1 class: probability (bars); a single "
-                                            "frozen frame (line)",
-                                            f"motion share ({self.method}): how much of "
-                                            "the decision is motion"))
-        ws = self.windows
-        mid = [(w.start_s + w.end_s) / 2 for w in ws]
-        hover = [f"{_clock(w.start_s)}–{_clock(w.end_s)} (window {w.index})<br>"
-                 + "<br>".join(f"{n}: {p:.1%}" for n, p in w.top) for w in ws]
-        palette = qualitative.Plotly + qualitative.Dark24 + qualitative.Light24
-        for c, name in enumerate(dict.fromkeys(w.top1 for w in ws)):
-            idx = [i for i, w in enumerate(ws) if w.top1 == name]
-            fig.add_trace(go.Bar(x=[mid[i] for i in idx], y=[ws[i].top1_prob for i in idx],
-                                 width=[ws[i].end_s - ws[i].start_s for i in idx], name=name,
-                                 marker_color=palette[c % len(palette)], legendgroup="classes",
-                                 hovertext=[hover[i] for i in idx], hoverinfo="text"), 1, 1)
-        fig.add_trace(go.Scatter(x=mid, y=[w.freeze_frame_prob for w in ws], mode="lines",
-                                 name="explained class, one frozen frame (mean)",
-                                 line={"color": "black", "dash": "dot", "width": 1}), 1, 1)
-        share = [None if math.isnan(w.motion_share) else w.motion_share for w in ws]
-        fig.add_trace(go.Scatter(x=mid, y=share, mode="lines+markers", connectgaps=False,
-                                 name="motion share", line={"color": "#d62728"},
-                                 hovertext=[f"{h}<br>motion share of {w.target}: "
-                                            + ("n/a" if s is None else f"{s:.0%}")
-                                            for h, w, s in zip(hover, ws, share, strict=True)],
-                                 hoverinfo="text"), 2, 1)
-        state = "" if self.complete else f" — partial: {len(ws)} of {self.planned} windows"
-        fig.update_layout(title=f"{Path(self.video).name}: {self.model}, windows of "
-                                f"{self.clip_frames} frames, every {self.sample_every} "
-                                f"frame(s), step {self.window_step}{state}",
-                          barmode="overlay", bargap=0, height=620, hovermode="closest")
-        fig.update_yaxes(range=[0, 1], tickformat=".0%")
-        fig.update_xaxes(title_text="time in the video (s)", range=[0, self.duration_s],
-                         row=2, col=1)
-        return fig
+        return timeline_figure(self)
 
     def write(self, out_dir: str | Path, *, html: bool = True) -> dict[str, Path]:
         """Write ``timeline.csv``, ``timeline.json`` and (``html``) a self-contained
@@ -250,14 +221,20 @@ class Timeline:
         return load_clip(self.video, model.input, start=self.windows[index].start_frame,
                          stride=self.sample_every)
 
-    def thumbnails(self, height: int = 64) -> Iterator[tuple[int, np.ndarray]]:
-        """``(window index, its first frame at ``height`` px, uint8 RGB)``, in order (one
-        open file, a seek per window)."""
-        starts = [w.start_frame for w in self.windows]
-        frames = _read_windows(Path(self.video), starts, 1, 1, self.window_step, DEFAULT_LIMITS)
-        for w, (_, frame) in zip(self.windows, frames, strict=False):
-            size = (max(1, round(frame.shape[2] * height / frame.shape[1])), int(height))
-            yield w.index, cv2.resize(frame[0], size, interpolation=cv2.INTER_AREA)
+    def thumbnails(self, height: int = 64, every: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+        """``(window index, its first frame at ``height`` px, uint8 RGB)`` of every
+        ``every``-th window and the last, in order; a seek per thumbnail."""
+        ws = [w for w in self.windows
+              if w.index % _count("every", every) == 0 or w is self.windows[-1]]
+
+        def small(frames: np.ndarray) -> np.ndarray:
+            size = (max(1, round(frames.shape[2] * height / frames.shape[1])), int(height))
+            return cv2.resize(frames[0], size, interpolation=cv2.INTER_AREA)
+
+        starts = [w.start_frame for w in ws]
+        for w, (_, image) in zip(ws, _read_windows(Path(self.video), starts, 1, 1,
+                                                   DEFAULT_LIMITS, small), strict=True):
+            yield w.index, image
 
 
 # --------------------------------------------------------------------------- layout
@@ -352,9 +329,9 @@ def timeline(model: LoadedModel, video: str | Path, *, window_step: int | None =
     max_windows = _count("max_windows", max_windows, none=True)
     k = _count("sample_every", sample_every, none=True)
     step = _count("window_step", window_step, none=True)
-    get_method(method, **dict(method_params or {})).check(model)
-    if target is not None:
-        model.class_index(target)
+    explainer = get_method(method, **dict(method_params or {}))
+    explainer.check(model)
+    chosen = None if target is None else model.class_names[model.class_index(target)]
     out = None if out_dir is None else check_out_dir(out_dir)
     info = probe(path, limits)
     fps, notes = info.fps, []
@@ -364,18 +341,27 @@ def timeline(model: LoadedModel, video: str | Path, *, window_step: int | None =
     t, k = model.input.num_frames, k or max(1, round(fps / model_fps(model)))
     step = step or t * k
     starts = window_starts(info.frames, t, k, step)
-    result = Timeline(str(path), model.name, method, dict(method_params or {}), fps,
-                      info.frames, t, k, step, len(starts), model_fps(model), notes=notes)
+    as_json = json.loads(json.dumps([explainer.key(), options.key()]))  # as read back
+    result = Timeline(str(path), model.name, method, as_json[0], fps, info.frames, t, k, step,
+                      len(starts), model_fps(model), model.weights_hash, chosen, top,
+                      as_json[1], notes=notes)
+    earlier = _earlier_windows(out, result)
     todo = starts[:max_windows]
     report = progress or ignore
     request: ExplainRequest | None = None
     try:
-        for i, (start, frames) in enumerate(_read_windows(path, todo, t, k, step, limits)):
+        crop = functools.partial(resize_and_crop, spec=model.input)
+        for i, (start, cropped) in enumerate(_read_windows(path, todo, t, k, limits, crop)):
             indices, padded = sample_indices(info.frames, start, t, k)
-            tensor, cropped = preprocess(frames, model.input)
-            del frames  # one window's frames at a time
-            clip = Clip(cropped, tensor, str(path), start, k, tuple(indices), padded,
-                        model.input, fps)
+            if padded:  # only when the video is shorter than one window: one window
+                result.notes.append("the video is shorter than one window; loop-padded")
+            clip = Clip(cropped, normalise(cropped, model.input).unsqueeze(0), str(path), start,
+                        k, tuple(indices), padded, model.input, fps)  # = load_clip's
+            old = earlier.get(i)
+            if old is not None and (old.start_frame, old.clip_hash) == (start, clip.content_hash):
+                result.windows.append(replace(old, cached=True))  # done by an earlier run
+                report(ProgressEvent("windows", i + 1, len(todo), overall=(i + 1) / len(todo)))
+                continue
             if request is None:
                 params = {method: dict(method_params or {})}
                 request = ExplainRequest.build(model, clip, method, target=target,
@@ -390,8 +376,6 @@ def timeline(model: LoadedModel, video: str | Path, *, window_step: int | None =
 
             exp = run(request, cache=cache, progress=inner)
             result.windows.append(_window(i, indices, padded, exp, fps, method, top))
-            if padded:  # only when the video is shorter than one window: one window
-                result.notes.append("the video is shorter than one window; loop-padded")
             report(ProgressEvent("windows", i + 1, len(todo), overall=(i + 1) / len(todo)))
             if out is not None and (i + 1) % write_every == 0 and i + 1 < len(todo):
                 result.seconds = time.perf_counter() - started
@@ -409,20 +393,21 @@ def timeline(model: LoadedModel, video: str | Path, *, window_step: int | None =
 
 
 def _read_windows(path: Path, starts: list[int], num_frames: int, sample_every: int,
-                  step: int, limits: VideoLimits) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start, frames)`` of the windows at ``starts`` (a prefix of :func:`window_starts`):
-    those on the step grid through one :func:`sliding_windows` pass, the end-aligned one
-    (never on the grid) by one more seek."""
-    grid = [s for s in starts if s % step == 0]
-    if grid:
-        windows = sliding_windows(path, num_frames, step, sample_every, limits)
-        with contextlib.closing(windows):
-            for n, (start, frames) in enumerate(windows):
-                yield start, frames
-                if n + 1 == len(grid):
-                    break
-    for start in starts[len(grid):]:
-        yield start, read_sample(path, start, num_frames, sample_every, limits).frames
+                  limits: VideoLimits, prepare: Callable[[np.ndarray], Any],
+                  ) -> Iterator[tuple[int, Any]]:
+    """``(start, prepare(frames))`` of the windows at ``starts``, in order.
+
+    :data:`READ_CHUNK` windows per opening of the file, each by a seek and the decoding of
+    its own frames only; one window's full-size frames exist at a time (``prepare`` makes
+    them small). The file is closed before the windows are handed on: with a decord
+    reader open, torch's peak memory in a backward pass was ≈ 3× (RESULTS.md).
+    """
+    for first in range(0, len(starts), READ_CHUNK):
+        with _Video(path, limits) as video:
+            chunk = [(start, prepare(video.gather(sample_indices(
+                video.info.frames, start, num_frames, sample_every)[0])))
+                for start in starts[first:first + READ_CHUNK]]
+        yield from chunk
 
 
 def _window(index: int, indices: list[int], padded: bool, exp: Explanation, fps: float,
@@ -440,9 +425,19 @@ def _window(index: int, indices: list[int], padded: bool, exp: Explanation, fps:
         padded, bool(exp.predictions_cache_hit and result.cache_hit), exp.clip.content_hash)
 
 
+def _earlier_windows(out: Path | None, now: Timeline) -> dict[int, TimelineWindow]:
+    """Windows an earlier run wrote to ``out`` with the same model, method, options and
+    layout, by index (each is reused only if its clip's content hash matches too)."""
+    if out is None or not (out / "timeline.json").is_file():
+        return {}
+    with contextlib.suppress(ParameterError):
+        old = Timeline.read(out)
+        same = ("weights_hash", "method_key", "target", "top", "options",
+                "total_frames", "clip_frames", "sample_every", "window_step")
+        if all(getattr(old, f) == getattr(now, f) for f in same):
+            return {w.index: w for w in old.windows}
+    return {}
+
+
 def _float(value: Any) -> float:
     return float("nan") if value is None or value == "" else float(value)
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:05.2f}"

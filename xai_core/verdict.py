@@ -33,6 +33,9 @@ MOSTLY_MOTION = 0.75
 #: A motion share at or below this is "mostly appearance".
 MOSTLY_SCENE = 0.25
 
+#: Above this share, most of the evidence is motion; below it, most is appearance.
+SHARE_MAJORITY = 0.5
+
 #: Single frames alone give the explained class in at least this fraction of the frames:
 #: the appearance of one frame suffices — the scene decides.
 SCENE_SUFFICES = 0.5
@@ -150,9 +153,10 @@ def verdict(expl: Explanation, truth: str | int | None = None,
         Rules: a static clip is ``"static"``. Otherwise, when single frames alone give
         the class in at most :data:`NEEDS_MOTION` of the frames the model needs the
         motion, and when in at least :data:`SCENE_SUFFICES` the scene decides — unless
-        the motion share says the opposite (at most :data:`MOSTLY_SCENE`, or at least
-        :data:`MOSTLY_MOTION`): then both count. In between, the motion share decides
-        (mostly motion → motion, mostly appearance → scene), else both count.
+        the motion share says the opposite (most of the evidence appearance, resp.
+        motion: :data:`SHARE_MAJORITY`): then both count. In between, the motion share
+        decides (at least :data:`MOSTLY_MOTION`: motion, at most :data:`MOSTLY_SCENE`:
+        scene), else both count.
     """
     truth_name = _truth_name(expl, truth)
     if method is not None:
@@ -181,8 +185,7 @@ def verdict(expl: Explanation, truth: str | int | None = None,
     if static:
         sentences += _static_sentences(n, predicted, probability, truth_name, correct)
     else:
-        sentences.append(_share_sentence(expl, quoted, share, shares, not_split, method,
-                                         disagree))
+        sentences.append(_share_sentence(expl, quoted, shares, not_split, method, disagree))
         frames = _frames_sentence(reliance, target, alone, n, share if known else None,
                                   expl.class_names[top_index])
         if truth_name is not None and expl.target == expl.predicted:
@@ -215,9 +218,9 @@ def verdict(expl: Explanation, truth: str | int | None = None,
 def _reliance(fraction: float, share: float | None) -> str:
     """What the model relies on, from the single-frame test and the motion share."""
     if fraction <= NEEDS_MOTION:
-        return "mixed" if share is not None and share <= MOSTLY_SCENE else "motion"
+        return "mixed" if share is not None and share < SHARE_MAJORITY else "motion"
     if fraction >= SCENE_SUFFICES:
-        return "mixed" if share is not None and share >= MOSTLY_MOTION else "scene"
+        return "mixed" if share is not None and share > SHARE_MAJORITY else "scene"
     if share is not None and share >= MOSTLY_MOTION:
         return "motion"
     if share is not None and share <= MOSTLY_SCENE:
@@ -245,9 +248,8 @@ def _truth_name(expl: Explanation, truth: str | int | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- wording
-def _share_sentence(expl: Explanation, quoted: str | None, share: float | None,
-                    shares: dict[str, float], not_split: tuple[str, ...],
-                    asked: str | None, disagree: bool) -> str:
+def _share_sentence(expl: Explanation, quoted: str | None, shares: dict[str, float],
+                    not_split: tuple[str, ...], asked: str | None, disagree: bool) -> str:
     target = expl.target_name
     if quoted is None:
         if not not_split:
@@ -255,7 +257,7 @@ def _share_sentence(expl: Explanation, quoted: str | None, share: float | None,
         return (f"How much of the evidence for {target} is motion is not known: "
                 f"{_names(not_split)} {'was' if len(not_split) == 1 else 'were'} explained "
                 "without the spatial / temporal split (full relevance only).")
-    assert share is not None
+    share = shares[quoted]
     note = ""
     if asked is not None and asked != quoted:
         note = f" ({asked} was explained without the split; the share is {quoted}'s)"

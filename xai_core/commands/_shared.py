@@ -1,4 +1,4 @@
-"""Pieces shared by the commands that load a model (predict, explain)."""
+"""Pieces shared by the commands: their parser, and the flags that choose a model."""
 
 from __future__ import annotations
 
@@ -14,10 +14,30 @@ HF_HELP = ("a Hugging Face video classifier (VideoMAE, TimeSformer, ViViT): hub 
            "cache; downloaded when online) or a folder written by save_pretrained")
 
 
-def add_model_source_arguments(p: argparse.ArgumentParser) -> None:
-    """``--weights`` and ``--hf``: models that bring their own classes and input spec."""
+def command_parser(sub: argparse._SubParsersAction, name: str, *, help: str,
+                   description: str, video: str | None = None, out: str | None = None,
+                   **kwargs) -> argparse.ArgumentParser:
+    """The parser of one command, with its ``video`` argument and ``--out`` folder if any."""
+    p = sub.add_parser(name, help=help, description=description, **kwargs)
+    if video:
+        p.add_argument("video", help=video)
+    if out:
+        p.add_argument("--out", required=True, metavar="DIR", help=out)
+    return p
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Every flag that chooses the model and its device (one place: add new sources here).
+
+    ``--weights`` and ``--hf`` are models that bring their own classes and input spec.
+    """
+    p.add_argument("--model", default=None, help="bundled model name (default: motion)")
+    p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
+    p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
+    p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
     p.add_argument("--weights", metavar="NAME", help=WEIGHTS_HELP)
     p.add_argument("--hf", metavar="ID_OR_FOLDER", help=HF_HELP)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
 
 
 def check_model_arguments(args: argparse.Namespace) -> None:

@@ -34,14 +34,14 @@ from ..evaluation import (
     synthetic_items,
 )
 from ..registry import parse_spec
-from ._shared import add_model_source_arguments, check_model_arguments
+from ._shared import add_model_arguments, check_model_arguments, command_parser
 
 ENGINES = ("in-process", "ray")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "evaluate", help="score explanation methods over many clips (tables + report)",
+    p = command_parser(
+        sub, "evaluate", help="score explanation methods over many clips (tables + report)",
         description="Explain every clip with every method and score the explanations with "
                     "metrics (motion precision, selectivity, insertion/deletion beside a random "
                     "map, pointing game, ground-truth localisation ...). Resumable: rerun the "
@@ -67,11 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "default 1: always)")
     p.add_argument("--seed", type=int, default=None,
                    help="synthetic clips: first seed (default: a range unused in training)")
-    p.add_argument("--model", default=None, help="bundled model name (default: motion)")
-    p.add_argument("--arch", help="architecture of an own checkpoint")
-    p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
-    p.add_argument("--classes", help="class-names file of the checkpoint")
-    add_model_source_arguments(p)
+    add_model_arguments(p)
     p.add_argument("--methods", nargs="+", required=True, metavar="METHOD",
                    help="methods, optionally with parameters: NAME or NAME:key=value,...")
     p.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
@@ -88,7 +84,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="freeze-frame slice used as spatial relevance (default same)")
     p.add_argument("--normalise", default="none", choices=("none", "max-abs"),
                    help="normalisation before subtracting spatial from full (default none)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
     p.add_argument("--restart", action="store_true",
                    help="discard the records of an earlier run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

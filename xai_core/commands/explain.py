@@ -57,25 +57,21 @@ from ..synthetic.samples import manifest_entries
 from ..verdict import verdict
 from ..video.clip import load_clip
 from ..video.write import write_video
-from ._shared import add_model_source_arguments, check_model_arguments, model_source
+from ._shared import add_model_arguments, check_model_arguments, command_parser, model_source
 
 #: Frame rate of the preview videos (the clip's own timing is in summary.json).
 PREVIEW_FPS = 8.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "explain", help="explain a clip: full / spatial / temporal / selective relevance",
+    p = command_parser(
+        sub, "explain", help="explain a clip: full / spatial / temporal / selective relevance",
         description="Explain one clip of a video with one or more methods, split each "
                     "explanation into spatial and temporal (motion) relevance, and write "
-                    "the maps (npz), summary.json and previews (png, mp4) to --out.")
-    p.add_argument("video", help="video file (mp4, avi, mov, webm, mkv) or folder of frames")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    p.add_argument("--model", default=None, help="bundled model name (default: motion)")
-    p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
-    p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
-    p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
-    add_model_source_arguments(p)
+                    "the maps (npz), summary.json and previews (png, mp4) to --out.",
+        video="video file (mp4, avi, mov, webm, mkv) or folder of frames",
+        out="output folder (created)")
+    add_model_arguments(p)
     p.add_argument("--method", "--methods", action="extend", nargs="+", dest="methods",
                    metavar="M", help="methods to run, each NAME or NAME:key=value,...: "
                                      "--method dtd gradcam or repeated (default dtd; see "
@@ -97,7 +93,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="first frame of the clip (default 0)")
     p.add_argument("--stride", type=int, default=1, metavar="N",
                    help="take every N-th frame (default 1)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
     p.add_argument("--sigma", type=float, default=4.0, metavar="N",
                    help="selective relevance threshold in standard deviations (default 4)")
     p.add_argument("--slice", choices=SLICES, default="same",

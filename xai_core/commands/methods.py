@@ -15,14 +15,15 @@ from typing import Any
 
 from ..applicability import COLUMNS, cell, text_table
 from ..methods.base import Method, list_methods
+from ._shared import command_parser
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "methods", help="list the attribution methods",
+    p = command_parser(
+        sub, "methods", help="list the attribution methods",
         description="List the attribution methods `explain --method` accepts, with their "
                     "family, a description and their parameters (set with --param "
-                    "METHOD.KEY=VALUE).")
+                    "METHOD:KEY=VALUE).")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list with each parameter's default, range and help")
     p.add_argument("--applicability", action="store_true",

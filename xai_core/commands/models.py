@@ -17,11 +17,12 @@ from ..errors import ParameterError
 from ..models.cards import ModelCard, hf_card, pretrained_card, pretrained_cards, spec_card
 from ..models.registry import get_spec, list_models
 from ..models.spec import ModelSpec
+from ._shared import command_parser
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "models", help="list the models and show model cards",
+    p = command_parser(
+        sub, "models", help="list the models and show model cards",
         description="List the bundled models and the architectures an own checkpoint can use "
                     "(--arch), with their input, parameters and weights; --pretrained lists "
                     "torchvision's pretrained video weights (--arch A --weights W); --card and "

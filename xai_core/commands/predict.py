@@ -18,26 +18,21 @@ import sys
 from ..models.registry import load_model
 from ..predict import predict
 from ..video.clip import load_clip
-from ._shared import add_model_source_arguments, check_model_arguments, model_source
+from ._shared import add_model_arguments, check_model_arguments, command_parser, model_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "predict", help="top classes of a video clip",
+    p = command_parser(
+        sub, "predict", help="top classes of a video clip",
         description="Read one clip of a video (or a folder of frames) and print the model's "
-                    "most probable classes with their probabilities.")
-    p.add_argument("video", help="video file (mp4, avi, mov, webm, mkv) or folder of frames")
-    p.add_argument("--model", default=None, help="bundled model name (default: motion)")
-    p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
-    p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
-    p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
-    add_model_source_arguments(p)
+                    "most probable classes with their probabilities.",
+        video="video file (mp4, avi, mov, webm, mkv) or folder of frames")
+    add_model_arguments(p)
     p.add_argument("--start", type=int, default=0, metavar="FRAME",
                    help="first frame of the clip (default 0)")
     p.add_argument("--stride", type=int, default=1, metavar="N",
                    help="take every N-th frame (default 1)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes to show (default 5)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
     p.add_argument("--json", action="store_true",
                    help='print a JSON list of {"class", "index", "probability"}')
     return p

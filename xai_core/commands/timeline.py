@@ -28,27 +28,17 @@ from ..progress import ProgressEvent
 from ..registry import parse_spec
 from ..timeline import DEFAULT_METHOD, check_out_dir, timeline
 from ..video.read import probe
-from ._shared import add_model_source_arguments, check_model_arguments, model_source
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """Every flag that chooses the model (one place: add new model sources here)."""
-    p.add_argument("--model", default=None, help="bundled model name (default: motion)")
-    p.add_argument("--arch", help="architecture of an own checkpoint (see `models`)")
-    p.add_argument("--checkpoint", help="own checkpoint (.pt/.pth state dict)")
-    p.add_argument("--classes", help="class-names file of the checkpoint (one per line)")
-    add_model_source_arguments(p)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: automatic)")
+from ._shared import add_model_arguments, check_model_arguments, command_parser, model_source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "timeline", help="top classes and motion share over a whole video",
+    p = command_parser(
+        sub, "timeline", help="top classes and motion share over a whole video",
         description="Slide windows over a whole video; per window write its start and end "
                     "(seconds), the top classes and the motion share of one method to "
-                    "timeline.csv, plus an interactive timeline.html.")
-    p.add_argument("video", help="video file (mp4, avi, mov, webm, mkv)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+                    "timeline.csv, plus an interactive timeline.html.",
+        video="video file (mp4, avi, mov, webm, mkv)",
+        out="output folder (created)")
     add_model_arguments(p)
     p.add_argument("--window-step", type=int, default=None, metavar="N",
                    help="source frames between window starts (default: a window's length, "

@@ -51,6 +51,9 @@ class ModelRef:
         def absolute(p: str | Path | None) -> str | None:
             return None if p is None else str(Path(p).expanduser().resolve())
 
+        if name is None and arch is None and checkpoint is None and weights is None \
+                and hf is None:
+            name = "motion"  # load_model's default, named so that the run records it
         key = arch or name
         spec = (get_spec(key) if weights is None and hf is None and key is not None
                 and key in MODELS else None)

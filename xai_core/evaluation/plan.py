@@ -177,7 +177,7 @@ def plan_run(model: LoadedModel, items: Sequence[EvalItem], methods: Sequence[st
     settings = RunSettings(tuple(methods), params, options, tuple(chosen), target)
     write_json(out / "settings.json", {
         "settings_version": SETTINGS_VERSION, "engine": engine,
-        "model": model_ref.describe() if model_ref is not None else {"name": model.name},
+        "model": model_ref.describe() if model_ref is not None else None,
         "methods": methods, "method_params": params,
         "options": dataclasses.asdict(options), "metrics": config["metrics"],
         "target": target, "source": source, "clips": len(items), "clip_ids": ids,

@@ -215,6 +215,8 @@ def _connect(address: str | None, workers: int | None, cpus: int, gpus: float
             from exc
     if ray.is_initialized():
         return ray, False
+    if address:
+        _check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from here
     kw: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
@@ -230,6 +232,20 @@ def _connect(address: str | None, workers: int | None, cpus: int, gpus: float
                              hint="Check the address (`ray status` on the head node), or "
                                   "drop --address to run a local Ray.") from exc
     return ray, True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast when nothing answers at ``host:port`` (Ray itself retries for minutes)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise RayWorkerError(f"nothing answers at the Ray address {address} ({why})",
+                             hint="Start the cluster (`ray start --head`) and give the address "
+                                  "it prints, or drop --address to run a local Ray.") from exc
 
 
 def _pool_size(ray: Any, workers: int | None, cpus: int, gpus: float, todo: int) -> int:
@@ -293,6 +309,9 @@ def _dispatch(ray: Any, plan: RunPlan, model_ref: ModelRef, model: LoadedModel,
             slot, first, item = in_flight.pop(ref)
             try:
                 result = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:  # not the clip: writing its record
+                raise RayWorkerError(f"a Ray worker failed ({str(exc.cause)[:300]})",
+                                     hint="Is --out writable from every node?") from exc
             except ray.exceptions.RayActorError as exc:
                 # the clip it was running (its oldest) is recorded as failed; the clips
                 # queued behind it go back to the queue, and a fresh actor takes its place

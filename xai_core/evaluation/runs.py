@@ -41,7 +41,8 @@ class EvaluationRun:
         Its configuration (``manifest.json``): model, weights hash, method keys (name and
         parameters), metric keys, decomposition options, target, source.
     settings
-        ``settings.json``: ``engine``, ``model`` (:meth:`ModelRef.describe`), ``methods``,
+        ``settings.json``: ``engine``, ``model`` (:meth:`ModelRef.describe`, ``None``
+        when the run was given a model from Python without a reference), ``methods``,
         ``method_params``, ``options``, ``metrics``, ``target``, ``source``, ``clips``
         (how many the run has), ``clip_ids``; empty for a run written before it existed.
     records
@@ -95,7 +96,7 @@ class EvaluationRun:
             When the run does not say (written from Python without a ``model_ref``).
         """
         d = dict(self.settings.get("model") or {})
-        if not d or (set(d) == {"name"} and ":" in str(d["name"])):
+        if not d:
             raise ParameterError(f"the run in {self.folder} does not say how to load its model "
                                  f"({self.config.get('model')})",
                                  hint="Load the model yourself and pass it to the view.")

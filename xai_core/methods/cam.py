@@ -24,7 +24,7 @@ from torch import nn
 from ..errors import MethodError, ParameterError
 from ..models.registry import LoadedModel
 from .base import Attribution, Param, register_method
-from .gradients import GradientMethod, guided_backprop
+from .gradients import GradientMethod, guided_backprop, refuse_non_relu
 
 
 def resolve_layer(model: LoadedModel, dotted: str) -> nn.Module:
@@ -233,25 +233,6 @@ def token_gradcam(model: LoadedModel, layer: nn.Module, x: torch.Tensor, target:
     return torch.relu(cam) if relu else cam
 
 
-#: Smooth activations of transformers (nn.GELU, nn.SiLU; transformers' GELUActivation).
-_SMOOTH_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.ELU, nn.Tanh)
 
 
-def smooth_activations(module: nn.Module) -> list[str]:
-    """Names of the non-ReLU activation types a network uses (GELU, SiLU ...)."""
-    return sorted({type(m).__name__ for m in module.modules()
-                   if isinstance(m, _SMOOTH_ACTIVATIONS) or "gelu" in type(m).__name__.lower()})
 
-
-def refuse_non_relu(model: LoadedModel, method: str) -> None:
-    """Refuse guided backpropagation on networks whose activations are not ReLUs.
-
-    Guided backprop (Springenberg et al. 2015) zeroes negative gradients *at ReLUs*; a
-    network of GELUs has none, so it would silently be the plain gradient.
-    """
-    smooth = smooth_activations(model.module)
-    if smooth:
-        raise MethodError(
-            f"{method} is defined for ReLU networks; {model.name} uses {', '.join(smooth)} "
-            "activations, where guided backprop would silently be the plain gradient",
-            hint="Use gradcam, gradient or integrated-gradients.")

@@ -259,8 +259,34 @@ class GuidedBackpropagation(GradientMethod):
     description = "Gradient with negative signals zeroed at every ReLU"
     reference = "Springenberg et al. 2015, ICLR workshop (guided backpropagation)"
 
+    def check(self, model: LoadedModel) -> None:
+        refuse_non_relu(model, self.name)
+
     def cost_passes(self) -> int:
         return 2  # measured: the hooked gradient plus a forward pass tracing the ReLUs
 
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return guided_backprop(model, x, target, self.name)
+
+#: Smooth activations of transformers (nn.GELU, nn.SiLU; transformers' GELUActivation).
+_SMOOTH_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.Mish, nn.ELU, nn.Tanh)
+
+
+def smooth_activations(module: nn.Module) -> list[str]:
+    """Names of the non-ReLU activation types a network uses (GELU, SiLU ...)."""
+    return sorted({type(m).__name__ for m in module.modules()
+                   if isinstance(m, _SMOOTH_ACTIVATIONS) or "gelu" in type(m).__name__.lower()})
+
+
+def refuse_non_relu(model: LoadedModel, method: str) -> None:
+    """Refuse guided backpropagation on networks whose activations are not ReLUs.
+
+    Guided backprop (Springenberg et al. 2015) zeroes negative gradients *at ReLUs*; a
+    network of GELUs has none, so it would silently be the plain gradient.
+    """
+    smooth = smooth_activations(model.module)
+    if smooth:
+        raise MethodError(
+            f"{method} is defined for ReLU networks; {model.name} uses {', '.join(smooth)} "
+            "activations, where guided backprop would silently be the plain gradient",
+            hint="Use gradcam, gradient or integrated-gradients.")

@@ -6,7 +6,7 @@ convolutions, for the linear layers — on top of a shared set-up:
 * relevance starts at the target logit (one-hot × logit), so Σ relevance = logit when
   every rule conserves it (bias-free layers); biases absorb their share otherwise;
 * activations pass relevance unchanged, max-pool sends it to the winning input (the
-  plain gradient, i.e. winner-take-all as in paper 000), average pools and residual sums
+  plain gradient, i.e. winner-take-all as in Hiley et al. (2019)), average pools and residual sums
   share it in proportion to their inputs (zennit's ``Norm`` rule);
 * BatchNorm is merged into the conv that feeds it and torchvision's video ResNet blocks
   get their residual sum as a module (:mod:`.canonizers`); all of it is undone afterwards;
@@ -98,7 +98,7 @@ class LrpMethod(Method):
 
 @register_method
 class DeepTaylor(LrpMethod):
-    """Deep Taylor decomposition as applied to 3-D CNNs in paper 000.
+    """Deep Taylor decomposition as applied to 3-D CNNs in Hiley et al. (2019).
 
     zβ (ZBox) on the first convolution with the model's per-channel pixel bounds, αβ on
     every other convolution and linear layer (α=1, β=0 is the z⁺ rule), winner-take-all
@@ -218,8 +218,9 @@ def refuse_transformers(model: LoadedModel, method: str) -> None:
     parts = transformer_parts(model)
     if parts:
         raise MethodError(
-            f"{method} applies zennit's LRP rules for CNNs; {model.name} is a transformer "
-            f"({', '.join(parts)}), through which they would not conserve relevance",
+            f"{method} applies zennit's LRP rules for CNNs; {model.name} has transformer "
+            f"parts ({', '.join(parts)}) they have no rules for, so relevance would not be "
+            "conserved",
             hint="Use attn-lrp (AttnLRP, Achtibat et al. 2024) or a gradient-based method.")
 
 

@@ -69,7 +69,8 @@ SECTIONS: tuple[Section, ...] = (
             "Share of positive relevance on the actor (motion evidence) and on the context "
             "object (static evidence); lift = share / the mask's share of the volume "
             "(1 = uniform map)."),
-    Section("Motion share", "discriminative (paper 000) and selective (paper 001) splits",
+    Section("Motion share",
+            "discriminative (Hiley et al. 2019) and selective (Hiley et al. 2020) splits",
             (("motion_share", "motion_share_discriminative"),
              ("motion_share", "motion_share_selective"))),
     Section("Sanity check (cascading randomisation)", "Adebayo et al. 2018",

@@ -182,11 +182,14 @@ def pretrained_cards() -> list[ModelCard]:
             for member in tvm.get_model_weights(arch)]
 
 
-def hf_card(source: str | Path) -> ModelCard:
-    """The card of a Hugging Face video classifier (loads it: weights, config, processor)."""
-    from .huggingface import load_hf  # transformers: lazy
+def hf_card(source: str | Path, model: Any = None) -> ModelCard:
+    """The card of a Hugging Face video classifier: ``model``, the
+    :class:`~xai_core.models.registry.LoadedModel` of ``source`` when it is loaded already
+    (the dashboard's), else loaded here (weights, config, processor)."""
+    if model is None:
+        from .huggingface import load_hf  # transformers: lazy
 
-    model = load_hf(source, device="cpu")
+        model = load_hf(source, device="cpu")
     card = spec_card(model.spec)
     card.name = f"--hf {source}"
     card.classes = model.num_classes

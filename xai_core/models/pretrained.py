@@ -26,9 +26,11 @@ folder to put it in.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -165,7 +167,8 @@ def fetch_state_dict(weights: Any) -> dict[str, torch.Tensor]:
     path = weights_file(weights)
     cached = path.is_file()
     try:
-        with warnings.catch_warnings():
+        # torch.hub announces a download on stdout: keep stdout for results (--json)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
             state = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
     except Exception as exc:  # URLError, HTTPError, OSError, RuntimeError (hash), Unpickling...

@@ -79,17 +79,15 @@ def _torchvision_builder(name: str):
     return build
 
 
-def _torchvision_spec(name: str, title: str) -> ModelSpec:
-    return ModelSpec(
-        name=name,
-        build=_torchvision_builder(name),
-        input=KINETICS_INPUT,
-        description=f"torchvision {title}, global-pool + fc head",
-        cam_layer="layer4",
-        classifier="fc",
-        default_num_classes=400,  # Kinetics-400
-        architecture=name,
-    )
+def _torchvision_spec(name: str, title: str, *, input: InputSpec = KINETICS_INPUT,
+                      head: str = "global-pool + fc head", cam_layer: str = "layer4",
+                      classifier: str | None = "fc", **more: object) -> ModelSpec:
+    """A torchvision video classifier (Kinetics-400 head): the ResNets as they are, the
+    other families with their own input, CAM layer, head and token grid."""
+    return ModelSpec(name=name, build=_torchvision_builder(name), input=input,
+                     description=f"torchvision {title}, {head}", cam_layer=cam_layer,
+                     classifier=classifier, default_num_classes=400,  # Kinetics-400
+                     architecture=name, **more)
 
 
 def s3d_spec() -> ModelSpec:
@@ -112,33 +110,18 @@ def mvit_spec(name: str, title: str) -> ModelSpec:
     """MViT: a class token read by the head, so no Saliency Tubes; Grad-CAM on the tokens
     entering the last block (the last block's output only reaches the head through its
     class token), whose (T', H', W') the block passes along with them."""
-    return ModelSpec(
-        name=name,
-        build=_torchvision_builder(name),
-        input=MVIT_INPUT,
-        description=f"torchvision {title}, class-token head (no Saliency Tubes)",
+    return _torchvision_spec(
+        name, title, input=MVIT_INPUT, head="class-token head (no Saliency Tubes)",
         cam_layer="blocks.14",  # input of the last of the 16 blocks (after the last pooling)
-        classifier=None,
-        default_num_classes=400,
-        architecture=name,
-        extra={"head_keys": ["head.1"]},
-        token_grid=TokenGrid(stride=(2, 32, 32), cls_tokens=1),
-    )
+        classifier=None, extra={"head_keys": ["head.1"]},
+        token_grid=TokenGrid(stride=(2, 32, 32), cls_tokens=1))
 
 
 def swin3d_spec(name: str, title: str) -> ModelSpec:
     """Video Swin: channels-last (B, T', H', W', C) features, global pool + linear head."""
-    return ModelSpec(
-        name=name,
-        build=_torchvision_builder(name),
-        input=SWIN3D_INPUT,
-        description=f"torchvision {title}, global-pool + linear head",
-        cam_layer="norm",
-        classifier="head",
-        default_num_classes=400,
-        architecture=name,
-        token_grid=TokenGrid(stride=(2, 32, 32), layout="channels_last"),
-    )
+    return _torchvision_spec(
+        name, title, input=SWIN3D_INPUT, head="global-pool + linear head", cam_layer="norm",
+        classifier="head", token_grid=TokenGrid(stride=(2, 32, 32), layout="channels_last"))
 
 
 register_model(small_c3d_spec())

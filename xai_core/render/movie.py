@@ -34,6 +34,10 @@ COLUMN_TITLES = {"full": "Full relevance", "spatial": "Spatial (appearance)",
 #: Height of the colour bars under the maps.
 BAR_HEIGHT = 56
 
+#: Narrowest tile (pixels): small model inputs are enlarged further, so that the colour
+#: bar under a map stays readable.
+MIN_TILE_WIDTH = 112
+
 
 def display_scales(expl: Explanation, methods: Sequence[str], normalisation: str = "per-clip"
                    ) -> dict[tuple[str, str], np.ndarray]:
@@ -76,7 +80,7 @@ class Display:
         Opacity of the strongest relevance, contrast (1 = linear), grey frames under the
         heat (0..1).
     zoom
-        Enlargement of the model's input frames.
+        Enlargement of the model's input frames (at least to :data:`MIN_TILE_WIDTH`).
     motion
         Last column: ``"temporal"`` (the discriminative split's motion part, Hiley et al.
         2019) or ``"selective"`` (selective relevance, Hiley et al. 2020).
@@ -122,7 +126,8 @@ def frame_views(expl: Explanation, t: int, methods: Sequence[str],
     """Frame ``t``: the frame, full, spatial and motion relevance of each method in a row,
     each map with a colour bar in its real values; column and row titles."""
     display = display or DEFAULT_DISPLAY
-    first = zoom_image(expl.frames[t], display.zoom)
+    zoom = max(display.zoom, MIN_TILE_WIDTH / max(1, expl.frames.shape[2]))
+    first = zoom_image(expl.frames[t], zoom)
     h, w = first.shape[:2]
     blank = np.full((BAR_HEIGHT, w, 3), BACKGROUND, np.uint8)
     rows: list[list[np.ndarray]] = []
@@ -133,13 +138,13 @@ def frame_views(expl: Explanation, t: int, methods: Sequence[str],
         for kind in display.kinds:
             if kind not in maps:
                 tiles.append(placeholder(h, w, ["not computed:", "full relevance only"],
-                                         size=max(9, round(6 * display.zoom))))
+                                         size=max(9, round(6 * zoom))))
                 bars.append(blank)
                 continue
             scale = float(scales[(name, kind)][t])
             tiles.append(frame_panel(expl.frames[t], maps[kind][t], kind=display.panel,
                                      cmap=display.cmap, scale=scale, alpha=display.alpha,
-                                     zoom=display.zoom, gamma=display.gamma,
+                                     zoom=zoom, gamma=display.gamma,
                                      desaturate=display.desaturate))
             bars.append(colour_bar(display.cmap, scale, width=w, height=BAR_HEIGHT,
                                    label=display.scale_label(), gamma=display.gamma))

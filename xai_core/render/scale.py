@@ -219,7 +219,7 @@ def relevance_over_time(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum of positive and of negative relevance in each frame: ``(pos (T,), neg (T,))``.
 
     ``neg`` is ≤ 0 and ``pos + neg`` is the frame's net relevance, in the method's units
-    (the relevance-over-time view of the survey, paper 002).
+    (the relevance-over-time view of the survey by Hiley et al. 2019).
     """
     arr = check_finite(maps)
     if arr.ndim != 3:

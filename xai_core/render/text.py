@@ -101,10 +101,15 @@ def _cached_colour_bar(cmap: str, scale: float, width: int, height: int, label: 
     if width < 40 or height < 30:
         raise ParameterError("the colour bar needs at least 40×30 pixels")
     diverging = is_diverging(cmap)
-    text_size = max(9, min(14, height // 5))
+    lines = label.count("\n") + 1 if label else 0
+    if lines <= 1:
+        text_size = max(9, min(14, height // 5))
+        bar_h = max(8, height // 4)
+    else:  # ticks and every line of the legend under a thinner bar
+        text_size = max(9, min(12, height // (3 + 2 * lines)))
+        bar_h = max(8, min(height // 4, height - 10 - (lines + 1) * (text_size + 3)))
     # room for half of the widest tick label at each end
     pad = int(font(text_size).getlength(format_value(-scale))) // 2 + 4
-    bar_h = max(8, height // 4)
     img = np.full((height, width, 3), BACKGROUND, np.uint8)
     pos = np.linspace(-1.0 if diverging else 0.0, 1.0, width - 2 * pad)
     row = colour_table(cmap)[table_indices(pos, diverging)]
@@ -118,11 +123,19 @@ def _cached_colour_bar(cmap: str, scale: float, width: int, height: int, label: 
             table_indices(np.zeros(1), diverging)][0]
         ticks = ()
         labels.append(((width // 2, 8 + bar_h), "all zero: no relevance", text_size, "ma"))
-    for t in ticks:
-        x = pad + int(round((t - pos[0]) / (pos[-1] - pos[0]) * (width - 2 * pad - 1)))
+    texts = [format_value(np.sign(t) * abs(t) ** (1.0 / gamma) * scale)  # inverse contrast
+             for t in ticks]
+    xs = [pad + int(round((t - pos[0]) / (pos[-1] - pos[0]) * (width - 2 * pad - 1)))
+          for t in ticks]
+    widths = [font(text_size).getlength(t) for t in texts]
+    # numbers that would run into their neighbours are left out (the tick mark stays)
+    crowded = any((widths[i] + widths[i + 1]) / 2 + 4 > xs[i + 1] - xs[i]
+                  for i in range(len(xs) - 1))
+    for i, (x, text) in enumerate(zip(xs, texts, strict=True)):
         img[2 + bar_h : 6 + bar_h, x] = INK
-        value = np.sign(t) * abs(t) ** (1.0 / gamma) * scale  # inverse of apply_contrast
-        labels.append(((x, 8 + bar_h), format_value(value), text_size, "ma"))
+        if crowded and ticks[i] not in (-1.0, 0.0, 1.0):
+            continue
+        labels.append(((x, 8 + bar_h), text, text_size, "ma"))
     for i, line in enumerate(reversed(label.split("\n") if label else [])):
         labels.append(((width // 2, height - 2 - i * (text_size + 2)), line, text_size, "md"))
     img = draw_texts(img, labels)

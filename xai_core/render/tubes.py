@@ -1,7 +1,7 @@
 """The staggered *Saliency Tubes* view: a clip's overlaid frames stacked obliquely in depth.
 
-It follows the figure of Stergiou et al. (ICIP 2019, described in Hiley et al.'s survey,
-paper 002): frames are stacked in depth with an oblique offset so the path of relevance
+It follows the figure of Stergiou et al. (ICIP 2019, described in the survey by Hiley et
+al. 2019): frames are stacked in depth with an oblique offset so the path of relevance
 through time is seen at once, without animating.
 """
 
@@ -36,7 +36,7 @@ def staggered_tubes(frames: np.ndarray, maps: np.ndarray, *, cmap: str = "bwr",
     ``rise`` of its height lower. Cards are drawn back to front with
     ``opacity``, so relevance on the back cards still shows through. With ``path``, the
     centroid of each frame's positive relevance is joined across cards: the path of the
-    evidence through time, seen at once (Stergiou et al. 2019; survey, paper 002).
+    evidence through time, seen at once (Stergiou et al. 2019; the survey by Hiley et al. 2019).
 
     Returns
     -------

@@ -1,0 +1,401 @@
+"""Shared set-up of the browser tests: the dashboard's own Streamlit server, Debian's
+Chromium, and a :class:`Journey` that drives the page one user step at a time.
+
+* :func:`requirements` says why a browser test cannot run here (or ``None``);
+* :func:`dashboard_server` starts ``streamlit run streamlit_app.py`` on a free localhost
+  port with a private result cache, its output captured in ``server.log``;
+* :class:`Journey` acts on widgets by their label (select, multiselect, radio, toggle,
+  slider and number keys, uploads, keys on the page) and after every step waits until the
+  page has settled — the run the step started has finished and the page stayed idle for
+  a moment — then checks it: no exception box, no traceback in the server log since the
+  previous step, no error box that the step did not expect. Each step is logged; a failure
+  lists the steps so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: First load computes the explanation: minutes on a busy 2-core machine.
+LOAD_TIMEOUT_MS = 900_000
+PLAYER = 'iframe[title*="frame_player"]'
+
+
+def requirements() -> str | None:
+    """Why the browser tests cannot run here, or ``None``."""
+    if not CHROMIUM.is_file():
+        return "Chromium is not installed at /usr/bin/chromium (run `make browser`)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    from dashboard.samples import sample_clips
+    from xai_core.models.bundled import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "motion.pt").is_file():
+        return "the bundled motion.pt weights are not trained yet (make train)"
+    if not sample_clips():
+        return "the sample clips are not generated yet (make samples)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    tmp: Path
+    log: Path
+
+
+@contextlib.contextmanager
+def dashboard_server(tmp: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """The dashboard on a free port, its cache in ``tmp/cache``, stdout and stderr in
+    ``tmp/server.log``; skips the test when :func:`requirements` are missing.
+
+    ``env``: more environment (``XAI_MODELS_DIR`` is removed unless given here). No file
+    watcher: a source file saved meanwhile would make Streamlit re-import its module
+    under the running server (objects cached before it are then of another class).
+    """
+    missing = requirements()
+    if missing:
+        pytest.skip(missing)
+    port = free_port()
+    environ = dict(os.environ, XAI_CACHE_DIR=str(tmp / "cache"))
+    environ.pop("XAI_MODELS_DIR", None)
+    environ.update(env or {})
+    log_path = tmp / "server.log"
+    args = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+            "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=log,
+                                stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                        if r.read().strip() == b"ok":
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the Streamlit server did not start:\n"
+                                + log_path.read_text()[-2000:])
+                time.sleep(0.5)
+            yield Server(url, tmp, log_path)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def idle(page) -> None:
+    """Wait until the script run has finished (the 'running' status widget is gone)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=LOAD_TIMEOUT_MS, polling=250)
+
+
+def player_frame(page):
+    """The frame player's iframe, once its pictures have arrived."""
+    page.wait_for_selector(PLAYER, timeout=LOAD_TIMEOUT_MS)
+    player = next(f for f in page.frames if "frame_player" in (f.url or ""))
+    player.wait_for_function("() => window.__player && window.__player.data",
+                             timeout=LOAD_TIMEOUT_MS)
+    return player
+
+
+# --------------------------------------------------------------------------- journeys
+#: Counts the page's script runs (each change of the app's run state to "running").
+_COUNT_RUNS = """
+window.__runs = 0;
+new MutationObserver(ms => { for (const m of ms) {
+  if (m.target.getAttribute('data-test-script-state') === 'running') window.__runs++; }
+}).observe(document, {attributes: true, subtree: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+
+#: True once the page has been idle for ``quiet`` ms: run finished, connected, no status
+#: widget, spinner or progress bar (a finished run may start the next one at once).
+_SETTLED = """([quiet]) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const busy = !app || app.getAttribute('data-test-script-state') !== 'notRunning'
+    || app.getAttribute('data-test-connection-state') !== 'CONNECTED'
+    || document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSpinner"],'
+                              + ' [data-testid="stProgress"], [data-testid="stSkeleton"]');
+  const now = performance.now();
+  if (busy) { window.__quiet = null; return false; }
+  if (window.__quiet == null) { window.__quiet = now; }
+  return now - window.__quiet >= quiet;
+}"""
+
+_ERRORS = """() => Array.from(document.querySelectorAll(
+  '[data-testid="stAlertContentError"]')).map(e => e.innerText.trim())"""
+
+
+class JourneyError(AssertionError):
+    pass
+
+
+@dataclass
+class Journey:
+    """One browser session on the dashboard, driven step by step and checked after each.
+
+    ``page``: a Playwright page (its script runs are counted from the next navigation);
+    ``log``: the server's log file, read from where it ended at the previous check.
+    """
+
+    page: object
+    log: Path
+    name: str = "journey"
+    steps: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    offset: int = 0
+    timeout_ms: int = LOAD_TIMEOUT_MS
+    #: a failure saves a screenshot of the page here (as ``<name>-failed.png``)
+    shots: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.page.add_init_script(_COUNT_RUNS)
+        self.offset = self.log.stat().st_size
+        self.sidebar = self.page.locator('[data-testid="stSidebar"]')
+        self.main = self.page.locator('[data-testid="stMain"]')
+
+    # ------------------------------------------------------------------ the step frame
+    def fail(self, why: str) -> None:
+        listing = "\n".join(f"  {i + 1:3d}. {s}" for i, s in enumerate(self.steps))
+        if self.shots is not None:
+            self.shots.mkdir(parents=True, exist_ok=True)
+            shot = self.shots / (re.sub(r"\W+", "-", self.name) + "-failed.png")
+            with contextlib.suppress(Exception):
+                self.page.screenshot(path=str(shot))
+        raise JourneyError(f"{self.name}: {why}\nsteps so far:\n{listing}")
+
+    def runs(self) -> int:
+        return int(self.page.evaluate("window.__runs || 0"))
+
+    def step(self, what: str, action: Callable[[], object], rerun: bool = True,
+             errors: str | None = None) -> None:
+        """Do ``action`` (``rerun``: it must run the page), wait for the page to settle,
+        check it. ``errors``: a pattern that error boxes of this step may match."""
+        self.steps.append(what)
+        t0 = time.monotonic()
+        before = self.runs()
+        try:
+            action()
+            if rerun:
+                self.page.wait_for_function(f"() => (window.__runs || 0) > {before}",
+                                            timeout=60_000, polling=50)
+            self.settle()
+        except JourneyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a Playwright timeout: say where
+            self.check(errors)
+            self.fail(f"step failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        self.check(errors)
+        self.times.append(time.monotonic() - t0)
+        print(f"[{self.name}] {len(self.steps):3d}. {what} ({self.times[-1]:.1f} s)")
+
+    def settle(self, quiet_ms: int = 500) -> None:
+        self.page.evaluate("window.__quiet = null")
+        self.page.wait_for_function(_SETTLED, arg=[quiet_ms], timeout=self.timeout_ms,
+                                    polling=100)
+
+    def new_log(self) -> str:
+        with open(self.log, errors="replace") as f:
+            f.seek(self.offset)
+            text = f.read()
+        self.offset += len(text.encode(errors="replace"))
+        return text
+
+    def check(self, errors: str | None = None) -> None:
+        text = self.new_log()
+        if "Traceback" in text:
+            self.fail(f"traceback in the server log:\n{text[-4000:]}")
+        exc = self.page.locator('[data-testid="stException"]')
+        if exc.count():
+            self.fail(f"exception on the page: {exc.first.inner_text()[:2000]}")
+        boxes = self.page.evaluate(_ERRORS)
+        bad = [b for b in boxes if errors is None or not re.search(errors, b)]
+        if bad:
+            self.fail(f"unexpected error box(es): {bad}")
+
+    def open(self, url: str) -> None:
+        self.step(f"open {url}", lambda: self.page.goto(url))
+        self.player()
+
+    # ------------------------------------------------------------------ widgets
+    def _combo(self, label: str):
+        return self.page.get_by_role("combobox", name=label, exact=True)
+
+    def value(self, label: str) -> str:
+        """The shown value of a select box."""
+        return self._combo(label).input_value()
+
+    def options(self, label: str) -> list[str]:
+        """The option labels of a select box or multiselect (the list is closed again)."""
+        # ↓ in the box lists every option (a click in it may filter by its text, and the
+        # arrow button does nothing once the box has kept the focus after a choice)
+        combo = self._combo(label)
+        combo.focus()
+        combo.press("ArrowDown")
+        box = self.page.get_by_role("listbox")
+        box.wait_for()
+        texts = box.get_by_role("option").all_inner_texts()
+        self.page.keyboard.press("Escape")
+        box.wait_for(state="detached")
+        return [t.strip() for t in texts]
+
+    def _pick(self, label: str, option: str) -> None:
+        self._combo(label).click()
+        self._combo(label).fill(option)  # the list filters on what is typed
+        self.page.get_by_role("listbox").get_by_role("option", name=option,
+                                                     exact=True).click()
+
+    def select(self, label: str, option: str, **kw) -> None:
+        if self.value(label) == option:
+            self.fail(f"{label!r} already shows {option!r}")
+        self.step(f"select {label!r} → {option!r}", lambda: self._pick(label, option), **kw)
+        if self.value(label) != option:
+            self.fail(f"{label!r} shows {self.value(label)!r}, not {option!r}")
+
+    def chosen(self, label: str) -> list[str]:
+        """The chosen values of a multiselect."""
+        tags = self._widget("stMultiSelect", label).locator("[data-tag] [title]")
+        return [t.get_attribute("title") for t in tags.all()]
+
+    def add(self, label: str, option: str, **kw) -> None:
+        self.step(f"add {option!r} to {label!r}", lambda: self._pick(label, option), **kw)
+        self._close_list()
+        if option not in self.chosen(label):
+            self.fail(f"{option!r} is not among {label!r}: {self.chosen(label)}")
+
+    def remove(self, label: str, option: str, **kw) -> None:
+        button = self._widget("stMultiSelect", label).get_by_role(
+            "button", name=f"Remove {option}", exact=True)
+        self.step(f"remove {option!r} from {label!r}", button.click, **kw)
+        self._close_list()
+        if option in self.chosen(label):
+            self.fail(f"{option!r} is still among {label!r}")
+
+    def _close_list(self) -> None:
+        """A multiselect keeps its list open after a change: the next click elsewhere would
+        only close it, so close it now."""
+        if self.page.get_by_role("listbox").count():
+            self.page.keyboard.press("Escape")
+            self.page.get_by_role("listbox").wait_for(state="detached", timeout=10_000)
+
+    def _widget(self, testid: str, label: str):
+        return self.page.locator(f'[data-testid="{testid}"]').filter(
+            has=self.page.locator('[data-testid="stWidgetLabel"]').get_by_text(
+                label, exact=True))
+
+    def radio(self, label: str, option: str, **kw) -> None:
+        group = self.page.get_by_role("radiogroup", name=label, exact=True)
+        choice = group.locator('[data-testid="stRadioOption"]').filter(
+            has=self.page.get_by_text(option, exact=True))
+        self.step(f"radio {label!r} → {option!r}", choice.click, **kw)
+        if not choice.locator("input").is_checked():
+            self.fail(f"{label!r}: {option!r} is not chosen")
+
+    def toggle(self, label: str, **kw) -> bool:
+        """Flip a toggle or check box; returns its new state."""
+        box = self.page.locator('[data-testid="stCheckbox"]').filter(
+            has=self.page.get_by_text(label, exact=True))
+        was = box.locator("input").is_checked()
+        # the switch's track (the input itself is hidden; the label holds a help button)
+        self.step(f"toggle {label!r} → {'off' if was else 'on'}",
+                  lambda: box.locator("label > div").first.click(), **kw)
+        if box.locator("input").is_checked() == was:
+            self.fail(f"{label!r} did not change")
+        return not was
+
+    def _thumb(self, label: str):
+        return self.page.get_by_role("group", name=label, exact=True).get_by_role("slider")
+
+    def slider_value(self, label: str) -> float:
+        return float(self._thumb(label).input_value())
+
+    def slide(self, label: str, key: str, times: int = 1, **kw) -> float:
+        """Press ``key`` (ArrowRight, ArrowLeft, End, Home, …) on a slider's thumb."""
+        thumb = self._thumb(label)
+        before = self.slider_value(label)
+
+        def press() -> None:
+            thumb.focus()
+            for _ in range(times):
+                thumb.press(key)
+
+        self.step(f"slider {label!r} {before:g} ← {key}×{times}", press, **kw)
+        after = self.slider_value(label)
+        if after == before:
+            self.fail(f"slider {label!r} did not move from {before:g}")
+        return after
+
+    def number(self, label: str, value: float | int, **kw) -> None:
+        box = self.page.get_by_role("spinbutton", name=label, exact=True)
+
+        def type_in() -> None:
+            box.fill(str(value))
+            box.press("Enter")
+
+        self.step(f"number {label!r} → {value}", type_in, **kw)
+        if float(box.input_value()) != float(value):
+            self.fail(f"{label!r} holds {box.input_value()}, not {value}")
+
+    def upload(self, label: str, path: Path, **kw) -> None:
+        field_ = self.page.locator('[data-testid="stFileUploader"]').filter(
+            has=self.page.get_by_text(label, exact=False))
+        self.step(f"upload {path.name} as {label!r}",
+                  lambda: field_.locator('input[type="file"]').set_input_files(str(path)), **kw)
+
+    def expand(self, title: str) -> None:
+        """Open a sidebar expander (no run)."""
+        details = self.page.locator('[data-testid="stExpander"] details').filter(
+            has=self.page.locator("summary").get_by_text(title, exact=True))
+        if details.get_attribute("open") is None:
+            details.locator("summary").click()
+            self.page.wait_for_function(
+                "e => e.open", arg=details.element_handle(), timeout=10_000)
+
+    # ------------------------------------------------------------------ frame player
+    def player(self):
+        return player_frame(self.page)
+
+    def frame(self) -> int:
+        return int(self.player().evaluate("document.body.dataset.frame"))
+
+    def keys(self, *keys: str, rerun: bool = False) -> None:
+        """Press keys on the page itself (not in a widget): the player listens there."""
+        def press() -> None:
+            self.page.mouse.click(1430, 10)  # focus the page, away from any widget
+            for k in keys:
+                self.page.keyboard.press(k)
+
+        self.step(f"keys {' '.join(keys)}", press, rerun=rerun)
