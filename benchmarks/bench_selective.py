@@ -177,6 +177,13 @@ def summarise(df: pd.DataFrame, variants: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _per_clip(g: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per measure: clips × variants, each the mean over methods (paired comparisons)."""
+    return {m: g.pivot_table(index=["seed", "method"], columns="variant", values=m,
+                             aggfunc="first").groupby(level="seed").mean()
+            for m in ("precision", "actor", "kept")}
+
+
 def _pooled(mv: pd.DataFrame, variants: list[str]) -> list[str]:
     """Per model, pooled over methods: each variant against the default, paired over clips,
     and how many clip × method maps each variant leaves empty."""
@@ -187,9 +194,7 @@ def _pooled(mv: pd.DataFrame, variants: list[str]) -> list[str]:
              "|---|---|---|---|---|---|"]
     for model in mv.model.unique():
         g = mv[mv.model == model]
-        wide = {m: g.pivot_table(index=["seed", "method"], columns="variant", values=m,
-                                 aggfunc="first").groupby(level="seed").mean()
-                for m in ("precision", "actor", "kept")}
+        wide = _per_clip(g)
         for v in variants:
             empty = int((g[g.variant == v].voxels == 0).sum())
             total = int((g.variant == v).sum())
@@ -221,9 +226,7 @@ def compact(df: pd.DataFrame, variants: list[str], base: str = "hiley2020") -> s
               "Δ to hiley2020 | share kept | empty maps |", "|---|---|---|---|---|---|---|---|"]
     for model in mv.model.unique():
         g = mv[mv.model == model]
-        wide = {m: g.pivot_table(index=["seed", "method"], columns="variant", values=m,
-                                 aggfunc="first").groupby(level="seed").mean()
-                for m in ("precision", "actor", "kept")}
+        wide = _per_clip(g)
         for v in variants:
             p, a, k = (wide[m][v] for m in ("precision", "actor", "kept"))
             empty = f"{int((g[g.variant == v].voxels == 0).sum())}/{int((g.variant == v).sum())}"

@@ -42,16 +42,14 @@ import sys
 import tempfile
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the long test video, made as the tests make it
 
 from xai_core.cache import ResultCache  # noqa: E402
 from xai_core.models.registry import get_spec, load_model, wrap_module  # noqa: E402
@@ -63,40 +61,9 @@ from xai_core.video.preprocess import normalise, resize_and_crop  # noqa: E402
 
 timeline_module = importlib.import_module("xai_core.timeline")  # the package exports the function
 
-GOP, FPS, W, H = 250, 25, 1280, 720
+from helpers import GOP, write_long_video  # noqa: E402
 
-
-def write_long_video(path: Path, seconds: float = 600) -> Path:
-    """The video described in the module doc (≈ 1 s to write, ≈ 20 MB)."""
-    rng = np.random.default_rng(0)
-    texture = cv2.GaussianBlur(rng.integers(0, 256, (H, W + 4 * GOP), np.uint8), (0, 0), 3)
-    texture = cv2.normalize(texture, None, 30, 200, cv2.NORM_MINMAX)
-    total = int(seconds * FPS)
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=Fraction(FPS))
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "28", "g": str(GOP),
-                          "sc_threshold": "0"}
-        frame = av.VideoFrame.from_ndarray(np.full((H * 3 // 2, W), 128, np.uint8),
-                                           format="yuv420p")
-        luma = np.asarray(memoryview(frame.planes[0]).cast("B")).reshape(H, -1)
-        packets = []
-        for i in range(GOP):
-            luma[:, :W] = texture[:, 4 * i:4 * i + W]
-            frame.pts = i
-            packets += list(stream.encode(frame))
-        packets += list(stream.encode())
-        tb = packets[0].time_base
-        per_gop = int(GOP / FPS / tb)
-        stored = [(bytes(p), p.pts, p.dts, p.is_keyframe) for p in packets]
-        for k in range(-(-total // GOP)):
-            for data, pts, dts, key in stored:
-                if k * GOP + pts * FPS * tb < total:
-                    packet = av.Packet(data)
-                    packet.stream, packet.time_base, packet.is_keyframe = stream, tb, key
-                    packet.pts, packet.dts = pts + k * per_gop, dts + k * per_gop
-                    out.mux(packet)
-    return path
+FPS = 25  # the long video's frame rate (write_long_video's default)
 
 
 def r3d_random():

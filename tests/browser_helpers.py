@@ -292,7 +292,7 @@ class Journey:
 
     def add(self, label: str, option: str, **kw) -> None:
         self.step(f"add {option!r} to {label!r}", lambda: self._pick(label, option), **kw)
-        self._close_list()
+        self._close_list(label)
         if option not in self.chosen(label):
             self.fail(f"{option!r} is not among {label!r}: {self.chosen(label)}")
 
@@ -300,16 +300,17 @@ class Journey:
         button = self._widget("stMultiSelect", label).get_by_role(
             "button", name=f"Remove {option}", exact=True)
         self.step(f"remove {option!r} from {label!r}", button.click, **kw)
-        self._close_list()
+        self._close_list(label)
         if option in self.chosen(label):
             self.fail(f"{option!r} is still among {label!r}")
 
-    def _close_list(self) -> None:
-        """A multiselect keeps its list open after a change: the next click elsewhere would
-        only close it, so close it now."""
+    def _close_list(self, label: str) -> None:
+        """Leave a multiselect as a user does: it keeps its list open and the focus after a
+        change, and the next click elsewhere would only be taken as leaving it."""
         if self.page.get_by_role("listbox").count():
             self.page.keyboard.press("Escape")
             self.page.get_by_role("listbox").wait_for(state="detached", timeout=10_000)
+        self._combo(label).blur()
 
     def _widget(self, testid: str, label: str):
         return self.page.locator(f'[data-testid="{testid}"]').filter(

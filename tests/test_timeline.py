@@ -10,16 +10,20 @@ import math
 import re
 import time
 import tracemalloc
-from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
-import av
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import assert_nothing_written, assert_one_line_error, write_model_files
+from helpers import (
+    GOP,
+    assert_nothing_written,
+    assert_one_line_error,
+    write_long_video,
+    write_model_files,
+)
 from helpers import run_cli as run
 
 import xai_core
@@ -35,7 +39,6 @@ pytestmark = pytest.mark.usefixtures("one_thread", "small_c3d")
 
 TINY = "tiny-c3d-timeline-test"  # the small C3D on 8×32×32 clips (conftest small_c3d)
 FPS, N = 25, 100  # the short video: 4 s at 25 fps
-GOP = 250  # the long video: one key frame every 10 s
 #: the module (``xai_core.timeline`` is the function, exported by the package)
 timeline_module = importlib.import_module("xai_core.timeline")
 
@@ -64,46 +67,6 @@ def private_cache(tmp_path, monkeypatch):
     """The default cache (CLI) in a folder of this test, never the user's."""
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path / "default-cache"))
     monkeypatch.setattr(cache_module, "_default", None)
-
-
-def write_long_video(path: Path, seconds: float = 600, fps: int = 25, width: int = 1280,
-                     height: int = 720) -> Path:
-    """A 10-minute 720p H.264 mp4 in about a second: one GOP of ``GOP`` frames (a blurred
-    texture panning 4 px a frame, frame number mod 256 as 8 bright/dark squares) is
-    encoded once, then its packets are muxed again and again with shifted timestamps."""
-    rng = np.random.default_rng(0)
-    texture = cv2.GaussianBlur(rng.integers(0, 256, (height, width + 4 * GOP), np.uint8),
-                               (0, 0), 3)
-    texture = cv2.normalize(texture, None, 30, 200, cv2.NORM_MINMAX)
-    total = int(seconds * fps)
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "28", "g": str(GOP),
-                          "sc_threshold": "0"}
-        frame = av.VideoFrame.from_ndarray(np.full((height * 3 // 2, width), 128, np.uint8),
-                                           format="yuv420p")
-        luma = np.asarray(memoryview(frame.planes[0]).cast("B")).reshape(height, -1)
-        packets = []
-        for i in range(GOP):
-            luma[:, :width] = texture[:, 4 * i:4 * i + width]
-            for b in range(8):
-                luma[:32, 32 * b:32 * b + 32] = 235 if (i >> b) & 1 else 16
-            frame.pts = i
-            packets += list(stream.encode(frame))
-        packets += list(stream.encode())
-        tb = packets[0].time_base
-        per_gop = int(GOP / fps / tb)
-        stored = [(bytes(p), p.pts, p.dts, p.is_keyframe) for p in packets]
-        for k in range(-(-total // GOP)):
-            for data, pts, dts, key in stored:
-                if k * GOP + pts * fps * tb >= total:
-                    continue
-                packet = av.Packet(data)
-                packet.stream, packet.time_base, packet.is_keyframe = stream, tb, key
-                packet.pts, packet.dts = pts + k * per_gop, dts + k * per_gop
-                out.mux(packet)
-    return path
 
 
 def frame_number(frame: np.ndarray) -> int:

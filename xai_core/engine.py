@@ -20,18 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import decompose as decomposition
 from .cache import DEFAULT_CACHE, ResultCache, code_version, resolve_cache
-from .decompose import (
-    DEFAULT_OPTIONS,
-    DecompositionOptions,
-    discriminative,
-    distinct_frames,
-    freeze_frame_clips,
-    motion_share_discriminative,
-    motion_share_selective,
-    scale_full,
-    selective_for,
-)
+from .decompose import DEFAULT_OPTIONS, DecompositionOptions
 from .estimate import PassCounts, pass_counts
 from .methods.base import Method
 from .models.registry import LoadedModel
@@ -185,8 +176,8 @@ def freeze_frame_probabilities(model: LoadedModel, x: torch.Tensor,
 
     Each distinct frame is run once (repeated frames give the same freeze-frame clip).
     """
-    reps, inverse = distinct_frames(x)
-    probs = class_probabilities(model, freeze_frame_clips(x, reps), chunk)
+    reps, inverse = decomposition.distinct_frames(x)
+    probs = class_probabilities(model, decomposition.freeze_frame_clips(x, reps), chunk)
     return probs[inverse]
 
 
@@ -243,20 +234,20 @@ def _compute(method: Method, model: LoadedModel, x: torch.Tensor, target: int,
     if decompose:
         tic = time.perf_counter()
         step("freeze frames", 0, x.shape[2])
-        split = discriminative(method, model, x, target, full, options,
+        split = decomposition.discriminative(method, model, x, target, full, options,
                                progress=lambda d, n: step("freeze frames", d, n))
         timings["freeze_frames"] = time.perf_counter() - tic
         full, spatial, temporal = split.full, split.spatial, split.temporal
         passes = split.freeze_frame_passes
-        shares = {"discriminative": motion_share_discriminative(spatial, temporal)}
+        shares = {"discriminative": decomposition.motion_share_discriminative(spatial, temporal)}
     else:
-        full = scale_full(full, options)
+        full = decomposition.scale_full(full, options)
         spatial = temporal = split = None
         passes = 0
         shares = {}
 
     tic = time.perf_counter()
-    selective, mask = selective_for(options, full, x, split)
+    selective, mask = decomposition.selective_for(options, full, x, split)
     timings["selective"] = time.perf_counter() - tic
     step("selective", 1, 1)
 
@@ -266,7 +257,7 @@ def _compute(method: Method, model: LoadedModel, x: torch.Tensor, target: int,
         full=full.numpy(), spatial=None if spatial is None else spatial.numpy(),
         temporal=None if temporal is None else temporal.numpy(), selective=selective.numpy(),
         selective_mask=mask.numpy(), raw=raw,
-        motion_share={**shares, "selective": motion_share_selective(full, selective)},
+        motion_share={**shares, "selective": decomposition.motion_share_selective(full, selective)},
         timings=timings, cache_hit=False, freeze_frame_passes=passes,
     )
 

@@ -28,11 +28,11 @@ from .cache import ResultCache
 from .decompose import DEFAULT_OPTIONS, DecompositionOptions
 from .device import resolve_device
 from .errors import ParameterError
-from .selective import depends_on_split
 from .hashing import json_hash, tensor_hash
 from .methods.base import Method, get_method
 from .models.registry import LoadedModel
 from .results import ClipInfo, Explanation
+from .selective import depends_on_split
 from .video.clip import Clip, load_clip
 from .video.preprocess import denormalise
 
