@@ -262,17 +262,28 @@ class Journey:
         """The option labels of a select box or multiselect (the list is closed again)."""
         # ↓ in the box lists every option (a click in it may filter by its text, and the
         # arrow button does nothing once the box has kept the focus after a choice)
+        self.unfocus()
         combo = self._combo(label)
         combo.focus()
         combo.press("ArrowDown")
         box = self.page.get_by_role("listbox")
-        box.wait_for()
+        try:
+            box.wait_for(timeout=10_000)
+        except Exception:  # noqa: BLE001 - say what has the focus instead
+            self.fail(f"the list of {label!r} did not open; the focus is on "
+                      + self.page.evaluate("document.activeElement.outerHTML.slice(0, 200)"))
         texts = box.get_by_role("option").all_inner_texts()
         self.page.keyboard.press("Escape")
         box.wait_for(state="detached")
         return [t.strip() for t in texts]
 
+    def unfocus(self) -> None:
+        """Take the focus off any widget, as a click on an empty part of the page does (a
+        select box keeps it after a choice, and would take keys meant for the page)."""
+        self.page.evaluate("document.activeElement && document.activeElement.blur()")
+
     def _pick(self, label: str, option: str) -> None:
+        self.unfocus()
         self._combo(label).click()
         self._combo(label).fill(option)  # the list filters on what is typed
         self.page.get_by_role("listbox").get_by_role("option", name=option,
@@ -395,7 +406,7 @@ class Journey:
     def keys(self, *keys: str, rerun: bool = False) -> None:
         """Press keys on the page itself (not in a widget): the player listens there."""
         def press() -> None:
-            self.page.mouse.click(1430, 10)  # focus the page, away from any widget
+            self.unfocus()  # the page has the focus, not a widget
             for k in keys:
                 self.page.keyboard.press(k)
 

@@ -49,7 +49,9 @@ def import_graph() -> dict[str, set[str]]:
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = _resolve(name, is_package, node.level, node.module)
-                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+                subs = [f"{base}.{a.name}" for a in node.names]
+                # `from . import submodule` needs the submodule, not the package's __init__
+                targets = subs if all(t in modules for t in subs) else [base, *subs]
             for t in targets:
                 if t in modules and t != name:
                     graph[name].add(t)
