@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import streamlit as st
 
 from xai_core import render
 from xai_core.results import Explanation
 
-from .settings import Settings
+from .settings import (
+    DEFAULT_SCOPE,
+    DEFAULT_STATISTIC,
+    SCALE_SCOPES,
+    STATISTIC_LABELS,
+    Settings,
+)
 
 #: Map kinds of a decomposed explanation, in display order.
 KINDS: tuple[str, ...] = ("full", "spatial", "temporal", "selective")
@@ -34,18 +39,6 @@ NORMALISATION_LABELS = {
     "shared": "shared across methods",
 }
 
-#: How the panels of one method share a colour scale (session key ``s_scale_scope``):
-#: one scale for full, spatial and temporal (the default: evidence 60× weaker looks 60×
-#: weaker), or each panel its own (shows the pattern of a weak map).
-SCALE_SCOPES = {"method": "same scale in all panels", "panel": "each panel its own scale"}
-
-#: What gets full colour (session key ``s_scale_statistic``): see
-#: :data:`xai_core.render.SCALE_STATISTICS`. A high percentile of the non-zero |R| by
-#: default, so that a few extreme voxels do not leave a gradient map almost invisible.
-STATISTIC_LABELS = {"p99.5": "99.5th percentile of |R| (robust)", "max": "largest |R|",
-                    "p99": "99th percentile of |R|", "p95": "95th percentile of |R|"}
-
-DEFAULT_SCOPE, DEFAULT_STATISTIC = "method", "p99.5"
 
 #: Zoom of the 112-pixel model input for display.
 ZOOM = 2.0
@@ -87,20 +80,12 @@ def has_map(expl: Explanation, method: str, kind: str) -> bool:
     return kind in maps_of(expl, method)
 
 
-def scale_options(settings: Settings | None = None) -> tuple[str, str]:
-    """``(scope, statistic)`` of the colour scale: from the settings when they have the
-    fields (``scale_scope``, ``scale_statistic``), else from the Display widgets."""
-    values = []
-    for name, default, choices in (("scale_scope", DEFAULT_SCOPE, SCALE_SCOPES),
-                                   ("scale_statistic", DEFAULT_STATISTIC, STATISTIC_LABELS)):
-        value = getattr(settings, name, None)
-        if value is None:
-            try:
-                value = st.session_state.get(f"s_{name}", default)
-            except Exception:  # noqa: BLE001 - no Streamlit session (scripts, tests)
-                value = default
-        values.append(value if value in choices else default)
-    return values[0], values[1]
+def scale_options(settings: Settings) -> tuple[str, str]:
+    """``(scope, statistic)`` of the colour scale (unknown values: the defaults)."""
+    scope = settings.scale_scope if settings.scale_scope in SCALE_SCOPES else DEFAULT_SCOPE
+    statistic = (settings.scale_statistic if settings.scale_statistic in STATISTIC_LABELS
+                 else DEFAULT_STATISTIC)
+    return scope, statistic
 
 
 def scales_for(expl: Explanation, settings: Settings, scope: str | None = None,

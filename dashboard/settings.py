@@ -6,12 +6,9 @@ be written from them and loaded back into them. Method parameters live in one se
 store, ``st.session_state["method_params"]``, validated by the methods themselves
 (:func:`checked_params`).
 
-The link (``st.query_params``) and the JSON use one mapping: every setting under its
-field name, the decomposition options flat under theirs (as version 1 of the JSON had
-them), method parameters as ``param=NAME:key=value,...`` (:func:`format_spec`). A value
-of the link is checked as the JSON's are (:func:`_same_kind`, :func:`widget_choices`,
-:data:`WIDGET_RANGES`, the core's own checks), one at a time: a bad one is reported and
-replaced by its default, the others still apply.
+The shareable link (:mod:`dashboard.link`) uses the JSON's mapping (:meth:`Settings.flat`)
+and its checks (:func:`same_kind`, :func:`widget_choices`, :data:`WIDGET_RANGES`, the
+core's own).
 """
 
 from __future__ import annotations
@@ -28,11 +25,24 @@ from xai_core import render
 from xai_core.decompose import DEFAULT_OPTIONS, DecompositionOptions
 from xai_core.errors import ParameterError
 from xai_core.methods.base import METHODS, get_method
-from xai_core.models.registry import get_spec
-from xai_core.registry import format_spec, parse_spec
 
-from .resources import MODEL_SOURCES, architectures, bundled_model_names, folder_files
-from .samples import sample_clips
+from .resources import MODEL_SOURCES, architectures
+
+#: How the panels of one method share a colour scale (``scale_scope``):
+#: one scale for full, spatial and temporal (the default: evidence 60× weaker looks 60×
+#: weaker), or each panel its own (shows the pattern of a weak map).
+SCALE_SCOPES = {"method": "same scale in all panels", "panel": "each panel its own scale"}
+
+#: What gets full colour (``scale_statistic``): see
+#: :data:`xai_core.render.SCALE_STATISTICS`. A high percentile of the non-zero |R| by
+#: default, so that a few extreme voxels do not leave a gradient map almost invisible.
+STATISTIC_LABELS = {"p99.5": "99.5th percentile of |R| (robust)", "max": "largest |R|",
+                    "p99": "99th percentile of |R|", "p95": "95th percentile of |R|"}
+
+DEFAULT_SCOPE, DEFAULT_STATISTIC = "method", "p99.5"
+
+#: Which class a second model explains: the first model's, or its own prediction.
+COMPARE_TARGETS = ("same", "own")
 
 #: Methods explained on first load (those that exist are used).
 DEFAULT_METHODS = ("dtd", "gradcam")
@@ -97,9 +107,17 @@ class Settings:
     gamma: float = 0.5
     grey: bool = True
     normalisation: str = "per-clip"
+    #: one colour scale for a method's panels ("method") or each its own ("panel")
+    scale_scope: str = DEFAULT_SCOPE
+    #: the |relevance| drawn at full colour (a robust percentile, or the largest)
+    scale_statistic: str = DEFAULT_STATISTIC
     #: the motion panel shows the selective map instead of the temporal one
     show_selective: bool = False
     frame: int = 0
+    # a second model on the same clip (a bundled one), explaining the same class or its own
+    compare: bool = False
+    compare_model: str | None = None
+    compare_target: str = "same"  # same | own
 
     def decomposed(self) -> list[str]:
         """The chosen methods that get the freeze-frame split (the request's ``decompose``)."""
@@ -137,7 +155,7 @@ class Settings:
                                  hint="It was written by another version; remove those fields.")
         base = cls()
         for key, value in data.items():
-            if not _same_kind(getattr(base, key), value, _FIELD_TYPES.get(key)):
+            if not same_kind(getattr(base, key), value, FIELD_TYPES.get(key)):
                 raise ParameterError(f"setting {key!r} should be like {getattr(base, key)!r}, "
                                      f"got {value!r}")
         settings = cls(**data, options=options)
@@ -180,68 +198,6 @@ class Settings:
                if f.name not in ("options", METHOD_PARAMS)}
         return out | {name: getattr(self.options, name) for name in OPTION_FIELDS}
 
-    def to_query_params(self) -> dict[str, str | list[str]]:
-        """The link's query parameters: the settings that differ from the defaults (and
-        always the model, the sample clip and the methods); nothing of an uploaded file."""
-        default = Settings().flat()
-        out: dict[str, str | list[str]] = {}
-        for key, value in self.flat().items():
-            if key == "upload" or value is None or (isinstance(value, str) and
-                                                    value.startswith("upload:")):
-                continue
-            if value != default[key] or key in ("model", "sample", "methods"):
-                out[key] = _link_text(value)
-        if self.params():
-            out[LINK_PARAM] = [format_spec(m, p) for m, p in self.params().items()]
-        return out
-
-    @classmethod
-    def from_query_params(cls, params: Mapping[str, str | list[str]],
-                          base: Settings | None = None) -> tuple[Settings, list[str]]:
-        """``base`` (default: the defaults) with the link's values; and, per value that
-        cannot be used here (unknown, mistyped, out of range, stale), why, in one line.
-        A refused value leaves its setting at the default."""
-        values = (base or cls()).flat()
-        default = cls().flat()
-        notes: list[str] = []
-        specs: list[str] = []
-        for key, raw in params.items():
-            texts = [str(r) for r in (raw if isinstance(raw, (list, tuple)) else [raw])]
-            if key == LINK_PARAM:
-                specs += texts
-                continue
-            if key not in values or key == "upload":
-                notes.append(f"`{key}` is not a setting (ignored).")
-                continue
-            text = texts[-1] if texts else ""
-            try:
-                values[key] = _link_value(key, text, default[key])
-            except ParameterError as exc:
-                notes.append(f"`{key}={text}`: {exc.message} — using the default.")
-                values[key] = default[key]
-        _settle_link(values, default, notes)
-        options = DecompositionOptions(**{k: values.pop(k) for k in OPTION_FIELDS})
-        params: dict[str, dict[str, Any]] = {}
-        for spec in specs:
-            try:
-                name, kv = parse_spec(spec)
-                if name not in values["methods"]:
-                    raise ParameterError(f"{name!r} is not among the methods")
-                accepted, refused = checked_params(name, kv)
-            except ParameterError as exc:
-                notes.append(f"`{LINK_PARAM}={spec}`: {exc.message} — ignored.")
-                continue
-            notes += [f"`{LINK_PARAM}={spec}`: {e.message} — using the default {k}."
-                      for k, e in refused.items()]
-            if accepted:
-                params[name] = accepted
-        settings = cls(**values, options=options, method_params=params)
-        try:
-            settings.check_widget_values()
-        except ParameterError as exc:  # cannot happen field by field; never keep a bad view
-            return cls(), [*notes, f"{exc.message} — using the defaults."]
-        return settings, notes
-
     @classmethod
     def from_session(cls) -> Settings:
         """The settings the widgets currently hold (defaults where a widget is absent)."""
@@ -269,8 +225,9 @@ WIDGET_RANGES: dict[str, tuple[float, float | None]] = {
 SIGMA_SLIDER = (0.5, 8.0)
 
 #: Fields whose default is ``None``: the type a value must have when it is not ``None``.
-_FIELD_TYPES: dict[str, type] = {"checkpoint": str, "classes": str, "sample": str,
-                                  "upload": str, "target": int, "shown_method": str}
+FIELD_TYPES: dict[str, type] = {"checkpoint": str, "classes": str, "sample": str,
+                                  "upload": str, "target": int, "shown_method": str,
+                                 "compare_model": str}
 
 
 def widget_choices() -> dict[str, tuple]:
@@ -278,7 +235,8 @@ def widget_choices() -> dict[str, tuple]:
     return {"model_source": MODEL_SOURCES, "clip_source": ("sample", "upload"),
             "arch": tuple(architectures()), "panel": ("overlay", "heatmap"),
             "cmap": render.DIVERGING_CMAPS + render.SEQUENTIAL_CMAPS,
-            "normalisation": render.NORMALISATIONS}
+            "normalisation": render.NORMALISATIONS, "scale_scope": tuple(SCALE_SCOPES),
+            "scale_statistic": tuple(STATISTIC_LABELS), "compare_target": COMPARE_TARGETS}
 
 
 def _options(data: dict[str, Any]) -> DecompositionOptions:
@@ -298,11 +256,11 @@ def _options(data: dict[str, Any]) -> DecompositionOptions:
         raise ParameterError(f"setting 'options': {exc.message}", hint=exc.hint) from exc
 
 
-def _same_kind(default: Any, value: Any, kind: type | None = None) -> bool:
+def same_kind(default: Any, value: Any, kind: type | None = None) -> bool:
     if value is None:
         return default is None
     if default is None:
-        return kind is None or _same_kind(kind(), value)
+        return kind is None or same_kind(kind(), value)
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -310,69 +268,6 @@ def _same_kind(default: Any, value: Any, kind: type | None = None) -> bool:
     if isinstance(default, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, type(default))
-
-
-#: Query parameter of the method parameters (repeated: one ``NAME:key=value,...`` each).
-LINK_PARAM = "param"
-
-def _link_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _link_value(key: str, text: str, default: Any) -> Any:
-    """One link value read as the type of its setting and checked as the JSON's are."""
-    kind = _FIELD_TYPES.get(key) or (int if key == "chunk_size" else None)
-    like = default if default is not None else (kind or str)()
-    try:
-        if isinstance(like, bool):
-            value = {"true": True, "1": True, "false": False, "0": False}[text.lower()]
-        elif isinstance(like, (int, float)):
-            value = type(like)(text)
-        elif isinstance(like, list):
-            value = [v.strip() for v in text.split(",") if v.strip()]
-        else:
-            value = text
-    except (KeyError, ValueError):
-        raise ParameterError(f"{text!r} is not {type(like).__name__}") from None
-    if not _same_kind(like, value):
-        raise ParameterError(f"{text!r} is not {type(like).__name__}")
-    choices = {**widget_choices(), "model": tuple(bundled_model_names()),
-               "sample": tuple(s.name for s in sample_clips()), "methods": tuple(METHODS),
-               "full_only": tuple(METHODS),
-               "checkpoint": tuple(folder_files((".pt", ".pth"))),
-               "classes": tuple(folder_files((".txt",)))}.get(key)
-    for item in value if isinstance(value, list) else [value]:
-        if choices is not None and item not in choices:
-            raise ParameterError(f"{item!r} is not available here")
-    low, high = WIDGET_RANGES.get(key, (None, None))
-    if low is not None and (value < low or (high is not None and value > high)):
-        raise ParameterError(f"{value!r} is out of range")
-    if key in OPTION_FIELDS:
-        DecompositionOptions(**{key: value})  # the core checks its own options
-    if key == "methods" and not value:
-        raise ParameterError("no method")
-    return value
-
-
-def _settle_link(values: dict[str, Any], default: dict[str, Any], notes: list[str]) -> None:
-    """Settings of a link that must fit each other: methods, shown method, frame."""
-    stray = [m for m in values["full_only"] if m not in values["methods"]]
-    if stray:
-        notes.append(f"`full_only`: {', '.join(stray)} not among the methods (ignored).")
-        values["full_only"] = [m for m in values["full_only"] if m in values["methods"]]
-    if values["shown_method"] not in (None, *values["methods"]):
-        notes.append(f"`shown_method={values['shown_method']}` is not among the methods.")
-        values["shown_method"] = None
-    if values["model_source"] == "bundled" and values["model"] in bundled_model_names():
-        frames = get_spec(values["model"]).input.num_frames
-        if values["frame"] >= frames:
-            notes.append(f"`frame={values['frame']}`: the clip has {frames} frames — using "
-                         "the first.")
-            values["frame"] = default["frame"]
 
 
 def widget_key(name: str) -> str:

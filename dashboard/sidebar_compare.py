@@ -5,9 +5,9 @@ context-biased one). Its explanation is built with the same methods, parameters 
 options as the first (:func:`dashboard.compute.build_request` — one more request, its own
 job), so the two differ only by the model.
 
-Widget keys (``s_compare``, ``s_compare_model``, ``s_compare_target``) follow the
-settings' ``s_<name>`` convention; they are not (yet) fields of
-:class:`~dashboard.settings.Settings`, so a settings file does not carry them.
+The widgets hold the settings ``compare``, ``compare_model`` and ``compare_target`` of
+:class:`~dashboard.settings.Settings` (keys ``s_<name>``), so a settings file and the link
+carry the comparison.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import streamlit as st
 from xai_core.models.registry import get_spec
 
 from .resources import bundled_model_names
+from .settings import COMPARE_TARGETS, widget_key
 
-ON, MODEL, TARGET = "s_compare", "s_compare_model", "s_compare_target"
+ON, MODEL, TARGET = (widget_key(n) for n in ("compare", "compare_model", "compare_target"))
 
-#: Which class the second model explains.
-TARGETS = {"same": "the same class as the first model",
-           "own": "its own predicted class"}
+#: Which class the second model explains (:data:`~dashboard.settings.COMPARE_TARGETS`).
+TARGETS = dict(zip(COMPARE_TARGETS, ("the same class as the first model",
+                                      "its own predicted class"), strict=True))
 
 
 @dataclass(frozen=True)

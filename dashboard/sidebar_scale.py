@@ -10,17 +10,23 @@ shared across methods), read by :func:`dashboard.display.scale_options`:
   ``|relevance|`` (default; a few extreme voxels otherwise leave a gradient map almost
   invisible) or at the largest value.
 
-Display only: relevance keeps its sign and units in ``xai_core``. Not (yet) fields of
-:class:`~dashboard.settings.Settings`: a settings file does not carry them.
+Display only: relevance keeps its sign and units in ``xai_core``. They are the settings
+``scale_scope`` and ``scale_statistic`` (a settings file and the link carry them).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from .display import DEFAULT_SCOPE, DEFAULT_STATISTIC, SCALE_SCOPES, STATISTIC_LABELS
+from .settings import (
+    DEFAULT_SCOPE,
+    DEFAULT_STATISTIC,
+    SCALE_SCOPES,
+    STATISTIC_LABELS,
+    widget_key,
+)
 
-SCOPE, STATISTIC = "s_scale_scope", "s_scale_statistic"
+SCOPE, STATISTIC = widget_key("scale_scope"), widget_key("scale_statistic")
 
 
 def scale_inputs() -> None:

@@ -122,13 +122,22 @@ def idle(page) -> None:
         timeout=LOAD_TIMEOUT_MS, polling=250)
 
 
-def player_frame(page):
-    """The frame player's iframe, once its pictures have arrived."""
-    page.wait_for_selector(PLAYER, timeout=LOAD_TIMEOUT_MS)
-    player = next(f for f in page.frames if "frame_player" in (f.url or ""))
-    player.wait_for_function("() => window.__player && window.__player.data",
-                             timeout=LOAD_TIMEOUT_MS)
-    return player
+def player_frame(page, timeout_ms: int = LOAD_TIMEOUT_MS):
+    """The frame player's iframe (the last on the page: the one that acts), once its
+    pictures have arrived. A run may replace the iframe while we look (an upload does):
+    then the new one is taken."""
+    page.wait_for_selector(PLAYER, timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        with contextlib.suppress(Exception):  # detached meanwhile: look again
+            handle = page.locator(PLAYER).last.element_handle(timeout=5_000)
+            player = handle.content_frame() if handle else None
+            if player is not None and player.evaluate(
+                    "() => !!(window.__player && window.__player.data)"):
+                return player
+        if time.monotonic() > deadline:
+            raise TimeoutError("the frame player did not show its pictures")
+        page.wait_for_timeout(200)
 
 
 # --------------------------------------------------------------------------- journeys
@@ -153,6 +162,14 @@ _SETTLED = """([quiet]) => {
   if (busy) { window.__quiet = null; return false; }
   if (window.__quiet == null) { window.__quiet = now; }
   return now - window.__quiet >= quiet;
+}"""
+
+#: True once a select box's list has been open for ``quiet`` ms.
+_LIST_OPEN = """([quiet]) => {
+  const now = performance.now();
+  if (!document.querySelector('[role="listbox"]')) { window.__open = null; return false; }
+  if (window.__open == null) { window.__open = now; }
+  return now - window.__open >= quiet;
 }"""
 
 _ERRORS = """() => Array.from(document.querySelectorAll(
@@ -260,39 +277,55 @@ class Journey:
 
     def options(self, label: str) -> list[str]:
         """The option labels of a select box or multiselect (the list is closed again)."""
-        # ↓ in the box lists every option (a click in it may filter by its text, and the
-        # arrow button does nothing once the box has kept the focus after a choice)
-        self.unfocus()
-        combo = self._combo(label)
-        combo.focus()
-        combo.press("ArrowDown")
-        box = self.page.get_by_role("listbox")
-        try:
-            box.wait_for(timeout=10_000)
-        except Exception:  # noqa: BLE001 - say what has the focus instead
-            self.fail(f"the list of {label!r} did not open; the focus is on "
-                      + self.page.evaluate("document.activeElement.outerHTML.slice(0, 200)"))
+        box = self._open_list(label)
         texts = box.get_by_role("option").all_inner_texts()
         self.page.keyboard.press("Escape")
         box.wait_for(state="detached")
         return [t.strip() for t in texts]
+
+    def _open_list(self, label: str):
+        """Open a select box's list with a click in the box, as a user does — and click
+        again when it closed at once: Streamlit's box sometimes does so on the first click
+        after another widget had the focus (the list gives the focus to an option, the box
+        takes it back and closes the list, all within a few ms)."""
+        combo, box = self._combo(label), self.page.get_by_role("listbox")
+        for _ in range(3):
+            self.unfocus()
+            self.page.evaluate("window.__open = null")
+            combo.click()
+            try:
+                self.page.wait_for_function(_LIST_OPEN, arg=[300], timeout=3_000, polling=50)
+                return box
+            except Exception:  # noqa: BLE001 - closed at once (or never opened): again
+                pass
+        self.fail(f"the list of {label!r} does not stay open")
 
     def unfocus(self) -> None:
         """Take the focus off any widget, as a click on an empty part of the page does (a
         select box keeps it after a choice, and would take keys meant for the page)."""
         self.page.evaluate("document.activeElement && document.activeElement.blur()")
 
-    def _pick(self, label: str, option: str) -> None:
-        self.unfocus()
-        self._combo(label).click()
-        self._combo(label).fill(option)  # the list filters on what is typed
-        self.page.get_by_role("listbox").get_by_role("option", name=option,
-                                                     exact=True).click()
+    def _pick(self, label: str, option: str, done: Callable[[], bool]) -> None:
+        """Click ``option`` in the list of ``label`` until ``done()`` (or a run started):
+        a click that lands while the list is redrawn (it is when the page re-runs under
+        it) is lost, as a user's would be — who clicks again."""
+        before = self.runs()
+        for _ in range(3):
+            self._open_list(label).get_by_role("option", name=option, exact=True).click()
+            try:
+                self.page.wait_for_function(f"() => (window.__runs || 0) > {before}",
+                                            timeout=5_000, polling=50)
+                return
+            except Exception:  # noqa: BLE001 - no run yet: was the click taken?
+                if done():
+                    return
+        self.fail(f"choosing {option!r} in {label!r} had no effect")
 
     def select(self, label: str, option: str, **kw) -> None:
         if self.value(label) == option:
             self.fail(f"{label!r} already shows {option!r}")
-        self.step(f"select {label!r} → {option!r}", lambda: self._pick(label, option), **kw)
+        self.step(f"select {label!r} → {option!r}",
+                  lambda: self._pick(label, option, lambda: self.value(label) == option), **kw)
         if self.value(label) != option:
             self.fail(f"{label!r} shows {self.value(label)!r}, not {option!r}")
 
@@ -302,7 +335,8 @@ class Journey:
         return [t.get_attribute("title") for t in tags.all()]
 
     def add(self, label: str, option: str, **kw) -> None:
-        self.step(f"add {option!r} to {label!r}", lambda: self._pick(label, option), **kw)
+        self.step(f"add {option!r} to {label!r}",
+                  lambda: self._pick(label, option, lambda: option in self.chosen(label)), **kw)
         self._close_list(label)
         if option not in self.chosen(label):
             self.fail(f"{option!r} is not among {label!r}: {self.chosen(label)}")

@@ -14,99 +14,29 @@ and the sample clips; it is skipped, saying which is missing, otherwise.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import warnings
 from pathlib import Path
 
 import pytest
+from browser_helpers import CHROMIUM, FLAGS, LOAD_TIMEOUT_MS, ROOT, dashboard_server
+from browser_helpers import idle as _idle
+from browser_helpers import player_frame as _player
 from PIL import Image
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 OUT = ROOT / "test-output" / "browser"
 DOCS = ROOT / "docs" / "screenshots"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 #: Screenshots copied to docs/screenshots/ (for the README) with XAI_UPDATE_SCREENSHOTS=1.
 FOR_DOCS = ("scrubbed.png", "relevance-per-frame.png", "method-comparison.png",
             "saliency-tubes.png", "predictions.png")
-#: First load computes the explanation: minutes on a busy 2-core machine.
-LOAD_TIMEOUT_MS = 900_000
-
-
-def _requirements() -> str | None:
-    if not CHROMIUM.is_file():
-        return "Chromium is not installed at /usr/bin/chromium (run `make browser`)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed"
-    from dashboard.samples import sample_clips
-    from xai_core.models.bundled import WEIGHTS_DIR
-
-    if not (WEIGHTS_DIR / "motion.pt").is_file():
-        return "the bundled motion.pt weights are not trained yet (make train)"
-    if not sample_clips():
-        return "the sample clips are not generated yet (make samples)"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    missing = _requirements()
-    if missing:
-        pytest.skip(missing)
-    tmp = tmp_path_factory.mktemp("browser")
-    port = _free_port()
-    env = dict(os.environ, XAI_CACHE_DIR=str(tmp / "cache"))
-    env.pop("XAI_MODELS_DIR", None)
-    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the Streamlit server did not start:\n"
-                            + (tmp / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-        yield url, tmp
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _idle(page) -> None:
-    """Wait until the script run has finished (the 'running' status widget is gone)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=LOAD_TIMEOUT_MS, polling=250)
+    """The dashboard's server (:func:`browser_helpers.dashboard_server`): (url, its folder)."""
+    with dashboard_server(tmp_path_factory.mktemp("browser")) as s:
+        yield s.url, s.tmp
 
 
 _IMAGES_IN_VIEW_LOADED = """() =>
@@ -136,18 +66,6 @@ def _images_ready(page) -> None:
     except Exception:  # noqa: BLE001 - any timeout: say which pictures did not load
         warnings.warn(f"screenshot taken with pictures not loaded: "
                       f"{page.evaluate(_IMAGES_IN_VIEW)}", stacklevel=2)
-
-
-PLAYER = 'iframe[title*="frame_player"]'
-
-
-def _player(page):
-    """The frame player's iframe, once its pictures have arrived."""
-    page.wait_for_selector(PLAYER, timeout=LOAD_TIMEOUT_MS)
-    player = next(f for f in page.frames if "frame_player" in (f.url or ""))
-    player.wait_for_function("() => window.__player && window.__player.data",
-                             timeout=LOAD_TIMEOUT_MS)
-    return player
 
 
 def _side_by_side_src(player) -> list[str]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, LOAD_TIMEOUT_MS, _idle, server  # noqa: F401
+from browser_helpers import CHROMIUM, FLAGS, player_frame
+from browser_helpers import idle as _idle
+from test_browser import server  # noqa: F401 - the module's server fixture
 
 pytestmark = pytest.mark.browser
-
-PLAYER = 'iframe[title*="frame_player"]'
 
 #: Page-side press times and player-side picture changes, in one time base.
 _INSTRUMENT = """() => {
@@ -49,10 +49,8 @@ def test_arrow_keys_and_space_drive_the_player_without_a_round_trip(server):  # 
             sent: list[int] = []
             page.on("websocket", lambda ws: ws.on("framesent", lambda m: sent.append(len(m))))
             page.goto(url)
-            page.wait_for_selector(PLAYER, timeout=LOAD_TIMEOUT_MS)
             _idle(page)
-            player = next(f for f in page.frames if "frame_player" in (f.url or ""))
-            player.wait_for_function("() => window.__player && window.__player.data")
+            player = player_frame(page)
             counter = player.locator("#counter")
             expect(counter).to_have_text(r"Frame 0 / 15 · video frame 0")
             assert page.locator('[data-testid="stException"]').count() == 0

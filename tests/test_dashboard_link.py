@@ -14,7 +14,8 @@ import json
 import pytest
 from helpers import APP, TIMEOUT, assert_healthy, good_clip, model_world, own_model_app, upload
 
-from dashboard.settings import LINK_PARAM, Settings
+from dashboard.link import LINK_PARAM, from_query_params, to_query_params
+from dashboard.settings import Settings
 from xai_core.decompose import DecompositionOptions
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
@@ -61,7 +62,7 @@ def test_the_link_and_the_json_use_one_mapping():
                                              "method_params"}
     options = {f.name for f in dataclasses.fields(DecompositionOptions)}
     assert set(s.flat()) == fields | options  # every setting, options flat, by one name
-    assert set(s.to_query_params()) <= set(s.flat()) | {LINK_PARAM}
+    assert set(to_query_params(s)) <= set(s.flat()) | {LINK_PARAM}
 
 
 def test_settings_survive_the_round_trip_through_a_link(env):
@@ -70,30 +71,32 @@ def test_settings_survive_the_round_trip_through_a_link(env):
         methods=["dtd", "integrated-gradients"], full_only=["integrated-gradients"],
         target=3, shown_method="dtd", cmap="coolwarm", alpha=0.65, gamma=0.8, grey=False,
         normalisation="per-frame", show_selective=True, panel="heatmap", frame=7,
-        method_params={"integrated-gradients": {"steps": 8}},
+        scale_scope="panel", scale_statistic="max", compare=True, compare_model="motion",
+        compare_target="own", method_params={"integrated-gradients": {"steps": 8}},
         options=DecompositionOptions(sigma=3.0, slice="mean"))
-    params = s.to_query_params()
+    params = to_query_params(s)
     assert params["cmap"] == "coolwarm" and params["frame"] == "7" and params["grey"] == "false"
     assert params["methods"] == "dtd,integrated-gradients"
+    assert params["scale_scope"] == "panel" and params["compare_model"] == "motion"
     assert params[LINK_PARAM] == ["integrated-gradients:steps=8"]
-    back, notes = Settings.from_query_params(params)
+    back, notes = from_query_params(params)
     assert notes == [] and back == s
 
 
 def test_a_default_view_gives_a_short_link():
-    params = Settings().to_query_params()
+    params = to_query_params(Settings())
     assert params == {"model": "motion", "methods": "dtd,gradcam"}
-    assert Settings.from_query_params({}) == (Settings(), [])
+    assert from_query_params({}) == (Settings(), [])
 
 
 def test_uploaded_files_are_not_in_a_link():
     s = dataclasses.replace(Settings(), clip_source="upload", upload="holiday.mp4",
                             model_source="own", checkpoint="upload:net.pt",
                             classes="upload:classes.txt")
-    params = s.to_query_params()
+    params = to_query_params(s)
     assert params["clip_source"] == "upload" and params["model_source"] == "own"
     assert not {"upload", "checkpoint", "classes"} & set(params)
-    back, notes = Settings.from_query_params({"upload": "holiday.mp4"})
+    back, notes = from_query_params({"upload": "holiday.mp4"})
     assert back.upload is None and "`upload` is not a setting" in notes[0]
 
 
@@ -112,10 +115,12 @@ def test_uploaded_files_are_not_in_a_link():
     ("sigma", "-1", "sigma"),
     ("slice", "middle", "slice"),
     ("bogus", "1", "`bogus` is not a setting"),
+    ("scale_scope", "everything", "'everything' is not available here"),
+    ("compare_model", "no-such-model", "not available here"),
 ])
 def test_a_bad_or_stale_value_is_named_and_defaulted(key, value, says):
     params = {"cmap": "seismic", key: value} if key != "cmap" else {key: value}
-    s, notes = Settings.from_query_params(params)
+    s, notes = from_query_params(params)
     assert len(notes) == 1 and says in notes[0], notes
     default = Settings().flat()
     if key in default:
@@ -125,12 +130,12 @@ def test_a_bad_or_stale_value_is_named_and_defaulted(key, value, says):
 
 
 def test_settings_that_must_fit_each_other():
-    s, notes = Settings.from_query_params({"methods": "gradcam", "full_only": "dtd,gradcam",
+    s, notes = from_query_params({"methods": "gradcam", "full_only": "dtd,gradcam",
                                            "shown_method": "dtd"})
     assert s.methods == ["gradcam"] and s.full_only == ["gradcam"] and s.shown_method is None
     assert any("dtd not among the methods" in n for n in notes)
     assert any("`shown_method=dtd`" in n for n in notes)
-    s, notes = Settings.from_query_params({"methods": "integrated-gradients", LINK_PARAM: [
+    s, notes = from_query_params({"methods": "integrated-gradients", LINK_PARAM: [
         "integrated-gradients:steps=0", "gradcam:layer=x", "::"]})
     assert s.method_params == {} and len(notes) == 3, notes
 
@@ -141,7 +146,8 @@ def test_opening_a_link_shows_that_view(env):
     needs_bundled()
     at = link_app({"model": "context-biased", "sample": "conflict_move_left",
                    "methods": "gradcam", "cmap": "coolwarm", "gamma": "0.8",
-                   "normalisation": "per-frame", "frame": "5"}, timeout=1200)
+                   "normalisation": "per-frame", "frame": "5", "scale_scope": "panel",
+                   "compare": "true", "compare_model": "motion"}, timeout=1200)
     assert_healthy(at)
     state = at.session_state
     assert (state["s_model"], state["s_sample"], state["s_methods"]) == (
@@ -149,6 +155,10 @@ def test_opening_a_link_shows_that_view(env):
     assert (state["s_cmap"], state["s_gamma"], state["s_normalisation"], state["s_frame"]) == (
         "coolwarm", 0.8, "per-frame", 5)
     assert at.sidebar.selectbox(key="s_model").value == "context-biased"
+    # the display's scale and the second model travel in the link too
+    assert at.sidebar.radio(key="s_scale_scope").value == "panel"
+    assert at.sidebar.toggle(key="s_compare").value is True
+    assert at.sidebar.selectbox(key="s_compare_model").value == "motion"
     # the verdict, above the views, from the numbers: this model follows the scene
     assert "The scene decides" in warnings(at)
     assert "wrong here (ground truth move_left)" in warnings(at)
