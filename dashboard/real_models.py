@@ -17,12 +17,11 @@ core's :class:`~xai_core.errors.CheckpointError`, which names the file and the f
 page shows it and the rest of the sidebar, the clip included, stays as it is. The model
 card (:mod:`xai_core.models.cards`) is shown in an expander under the choice.
 
-Widget keys: ``s_model_source`` (``pretrained`` | ``hf``) and ``s_arch`` are settings of
-:class:`~dashboard.settings.Settings` (the architecture is the one an own checkpoint uses);
-the weights name (``s_weights``) and the Hugging Face source (``s_hf``) are widget keys
-only — ``settings.py`` is at its size limit — so a settings file or link carries the source
-and the architecture, not these two. This module imports neither ``settings`` nor
-``resources`` (both import it).
+Widget keys: ``s_model_source`` (``pretrained`` | ``hf``), ``s_arch`` (the architecture
+is the one an own checkpoint uses), ``s_weights`` and ``s_hf`` hold the settings of those
+names in :class:`~dashboard.settings.Settings`, so a settings file or link carries the
+whole choice (a link to a local folder works where that folder exists). This module
+imports neither ``settings`` nor ``resources`` (both import it).
 """
 
 from __future__ import annotations

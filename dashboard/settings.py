@@ -86,6 +86,10 @@ class Settings:
     arch: str = "small-c3d"
     checkpoint: str | None = None
     classes: str | None = None
+    #: torchvision weights of ``arch`` (source "pretrained"): DEFAULT or the enum member
+    weights: str = "DEFAULT"
+    #: Hugging Face hub id or save_pretrained folder (source "hf")
+    hf: str = ""
     # clip
     clip_source: str = "sample"  # sample | upload
     sample: str | None = None

@@ -5,11 +5,11 @@ Chromium, and a :class:`Journey` that drives the page one user step at a time.
 * :func:`dashboard_server` starts ``streamlit run streamlit_app.py`` on a free localhost
   port with a private result cache, its output captured in ``server.log``;
 * :class:`Journey` acts on widgets by their label (select, multiselect, radio, toggle,
-  slider and number keys, uploads, keys on the page) and after every step waits until the
-  page has settled — the run the step started has finished and the page stayed idle for
-  a moment — then checks it: no exception box, no traceback in the server log since the
-  previous step, no error box that the step did not expect. Each step is logged; a failure
-  lists the steps so far.
+  slider and number keys, text fields, uploads, keys on the page) and after every step
+  waits until the page has settled — the run the step started has finished and the page
+  stayed idle for a moment — then checks it: no exception box, no traceback in the server
+  log since the previous step, no error box that the step did not expect. Each step is
+  logged; a failure lists the steps so far.
 """
 
 from __future__ import annotations
@@ -414,6 +414,18 @@ class Journey:
         self.step(f"number {label!r} → {value}", type_in, **kw)
         if float(box.input_value()) != float(value):
             self.fail(f"{label!r} holds {box.input_value()}, not {value}")
+
+    def text(self, label: str, value: str, **kw) -> None:
+        """Type ``value`` into a text field (replacing what it holds) and press Enter."""
+        box = self.page.get_by_role("textbox", name=label, exact=True)
+
+        def type_in() -> None:
+            box.fill(value)
+            box.press("Enter")
+
+        self.step(f"text {label!r} → {value!r}", type_in, **kw)
+        if box.input_value() != value:
+            self.fail(f"{label!r} holds {box.input_value()!r}, not {value!r}")
 
     def upload(self, label: str, path: Path, **kw) -> None:
         field_ = self.page.locator('[data-testid="stFileUploader"]').filter(

@@ -427,3 +427,19 @@ def write_long_video(path: Path, seconds: float = 600, fps: int = 25, width: int
                 packet.pts, packet.dts = pts + k * per_gop, dts + k * per_gop
                 out.mux(packet)
     return path
+
+
+def put_random_weights(arch: str, weights: str = "DEFAULT", seed: int = 0) -> Path:
+    """Random weights of torchvision's ``arch`` where its weights API looks for the file of
+    ``weights`` (under ``$TORCH_HOME/hub/checkpoints``, torchvision's exact file name):
+    the offline stand-in for a download. Returns the file."""
+    from xai_core.models.pretrained import resolve_weights, weights_file
+
+    member = resolve_weights(arch, weights)
+    torch.manual_seed(seed)
+    state = registry.get_spec(arch).build(len(member.meta["categories"])).state_dict()
+    path = weights_file(member)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+

@@ -3,16 +3,19 @@
 AppTest drives one step at a time; these tests drive sequences of steps in Debian's
 Chromium (Playwright) on the dashboard's own server — changes of clip, model, window,
 stride, target, display settings and methods one after the other, scrubbing and clicking
-the per-frame plot, switching to one's own checkpoint with an uploaded clip, and a seeded
-random journey of at least 50 widget changes. After every step the page must settle
+the per-frame plot, switching to one's own checkpoint with an uploaded clip, to a
+pretrained torchvision and a Hugging Face model with an uploaded clip, and a seeded random
+journey of at least 50 widget changes. After every step the page must settle
 without an exception on the page, a traceback in the server log or an error box the step
 did not ask for (:class:`browser_helpers.Journey`); a failure lists the steps so far.
 
-One server for the module (private result cache: the journeys share it); each journey a
-fresh browser context, opened on a link with the cheapest method (Grad-CAM). The random
-journey's seed is :data:`SEED`; ``XAI_JOURNEY_SEED=n`` tries another. Each journey's steps
-and their times are written to ``test-output/browser/journeys/``. Skipped, saying why,
-without Chromium, Playwright, the bundled weights or the sample clips.
+One server for the module (private result cache: the journeys share it; an offline torch
+hub cache holding random r3d_18 weights under torchvision's file name, and the Hugging
+Face hub offline, for the real-model journey); each journey a fresh browser context,
+opened on a link with the cheapest method (Grad-CAM). The random journey's seed is
+:data:`SEED`; ``XAI_JOURNEY_SEED=n`` tries another. Each journey's steps and their times
+are written to ``test-output/browser/journeys/``. Skipped, saying why, without Chromium,
+Playwright, the bundled weights or the sample clips.
 """
 
 from __future__ import annotations
@@ -52,7 +55,14 @@ SLICE = "Spatial slice of a freeze-frame explanation"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with dashboard_server(tmp_path_factory.mktemp("journeys")) as s:
+    from helpers import put_random_weights
+
+    tmp = tmp_path_factory.mktemp("journeys")
+    env = {"TORCH_HOME": str(tmp / "torch"), "HF_HUB_OFFLINE": "1"}
+    with pytest.MonkeyPatch.context() as mp:  # where put_random_weights puts the file
+        mp.setenv("TORCH_HOME", env["TORCH_HOME"])
+        put_random_weights("r3d_18", "KINETICS400_V1")
+    with dashboard_server(tmp, env=env) as s:
         yield s
 
 
@@ -265,7 +275,43 @@ def test_own_checkpoint_with_an_uploaded_clip_and_class_names_afterwards(journey
     _says(j, r"Model motion · clip my_clip\.mp4")
 
 
-# --------------------------------------------------------------------------- 5: at random
+# --------------------------------------------------------------------------- 5: real models
+def test_pretrained_and_hugging_face_models_with_an_uploaded_clip(journey, server, tmp_path):
+    """A user's own video through torchvision's and Hugging Face's models (offline stand-ins
+    in their ecosystems' caches), a mistyped model folder, and back to the bundled model."""
+    from tiny_transformers import LABELS, save_hf
+    from torchvision.models.video import R3D_18_Weights
+
+    j = journey
+    video = _small_video(tmp_path / "holiday.mp4", frames=16, seed=3)
+    folder = save_hf(tmp_path, "videomae")
+    j.open(server.url + START)
+    j.radio("Clip", "Upload a video")
+    j.upload("Video (", video)
+    j.radio("Model", "Pretrained (torchvision)")
+    _says(j, r"Model r3d_18.* · clip holiday\.mp4")
+    assert j.value("Architecture").startswith("r3d_18")
+    kinetics = R3D_18_Weights.KINETICS400_V1.meta["categories"]
+    shown = j.options("Class to explain")[1:]  # the list draws the first few of 400
+    assert len(shown) >= 5 and set(shown) <= set(kinetics), shown
+    j.select("Weights", "KINETICS400_V1")  # the same file: served from the cache
+    j.select("Class to explain", shown[2])
+    assert _explaining(j) == shown[2]
+    j.radio("Model", "Hugging Face")
+    _says(j, r"Enter a Hugging Face hub id")
+    j.text("Hugging Face model", str(tmp_path / "no-such-model"),
+           errors=r"cannot load the Hugging Face model .*no such folder")
+    assert j.sidebar.get_by_text("holiday.mp4", exact=True).count() == 1  # the clip stays
+    j.text("Hugging Face model", str(folder))
+    _says(j, r"· clip holiday\.mp4")
+    assert set(j.options("Class to explain")[1:]) == set(LABELS)
+    assert j.value("Class to explain") == "The predicted class"  # not the Kinetics class
+    j.radio("Colour scale", "per frame")
+    j.radio("Model", "Bundled")
+    _says(j, r"Model motion · clip holiday\.mp4")
+
+
+# --------------------------------------------------------------------------- 6: at random
 def _checked(j: Journey, group: str) -> str:
     return j.page.get_by_role("radiogroup", name=group, exact=True).locator(
         '[data-testid="stRadioOption"]:has(input:checked)').inner_text().strip()

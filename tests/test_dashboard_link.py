@@ -72,7 +72,8 @@ def test_settings_survive_the_round_trip_through_a_link(env):
         target=3, shown_method="dtd", cmap="coolwarm", alpha=0.65, gamma=0.8, grey=False,
         normalisation="per-frame", show_selective=True, panel="heatmap", frame=7,
         scale_scope="panel", scale_statistic="max", compare=True, compare_model="motion",
-        compare_target="own", method_params={"integrated-gradients": {"steps": 8}},
+        compare_target="own", weights="KINETICS400_V1", hf="MCG-NJU/videomae-base",
+        method_params={"integrated-gradients": {"steps": 8}},
         options=DecompositionOptions(sigma=3.0, slice="mean"))
     params = to_query_params(s)
     assert params["cmap"] == "coolwarm" and params["frame"] == "7" and params["grey"] == "false"

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import APP, TIMEOUT, assert_healthy, errors, upload
+from helpers import APP, TIMEOUT, assert_healthy, errors, put_random_weights, upload
 from tiny_transformers import LABELS, save_hf
 
 from dashboard.settings import Settings
 from xai_core import cache as cache_mod
 from xai_core.cache import ResultCache
 from xai_core.models.pretrained import resolve_weights, weights_file
-from xai_core.models.registry import get_spec
 from xai_core.synthetic.world import WorldConfig, render_clip
 from xai_core.video import write_video
 
@@ -45,17 +44,6 @@ def offline(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("XAI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(cache_mod, "_default", ResultCache(tmp_path / "cache"))
     return home
-
-
-def put_random_weights(arch: str, weights: str) -> Path:
-    """Random weights of ``arch`` where torchvision looks for the file of ``weights``."""
-    member = resolve_weights(arch, weights)
-    torch.manual_seed(0)
-    state = get_spec(arch).build(len(member.meta["categories"])).state_dict()
-    path = weights_file(member)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path
 
 
 def clip_file(folder: Path, size: int, frames: int) -> Path:

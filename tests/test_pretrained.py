@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import run_cli
+from helpers import put_random_weights, run_cli
 from torchvision.models._api import WeightsEnum
 
 from xai_core.errors import CheckpointError, ParameterError
@@ -48,17 +48,6 @@ def torch_home(tmp_path, monkeypatch) -> Path:
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     return tmp_path / "torch"
-
-
-def put_random_weights(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights of ``arch`` (400 classes) where torchvision looks for its file."""
-    member = resolve_weights(arch, "DEFAULT")
-    torch.manual_seed(seed)
-    state = get_spec(arch).build(len(member.meta["categories"])).state_dict()
-    path = weights_file(member)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return state
 
 
 @pytest.fixture
@@ -130,7 +119,7 @@ def test_clip_length_and_frame_rate_as_torchvision_states_them():
 
 
 def test_loading_goes_through_torchvision_and_gives_kinetics(torch_home, spy):
-    state = put_random_weights("r3d_18")
+    state = torch.load(put_random_weights("r3d_18"), weights_only=True)
     model = load_model(arch="r3d_18", weights="KINETICS400_V1", device="cpu")
     # torchvision's own loader, asked for a progress bar, the hash check and safe unpickling
     assert spy == [{"weights": "R3D_18_Weights.KINETICS400_V1", "progress": True,
