@@ -60,3 +60,16 @@ def tiny(world) -> LoadedModel:
     """The ``world`` fixture's model, loaded on the CPU."""
     return load_model(arch=WORLD_ARCH, checkpoint=world.ckpt, classes=world.classes,
                       device="cpu")
+
+
+@pytest.fixture(scope="session")
+def browser_server(tmp_path_factory):
+    """The dashboard's own server for the browser tests (bundled models, sample clips, a
+    private result cache; :func:`browser_helpers.dashboard_server`), one per session:
+    ``(url, its folder)``. Skipped, saying why, without Chromium, Playwright, the bundled
+    weights or the sample clips."""
+    from browser_helpers import dashboard_server
+
+    with dashboard_server(tmp_path_factory.mktemp("browser")) as s:
+        yield s.url, s.tmp
+

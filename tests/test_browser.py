@@ -1,9 +1,10 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright (from pip).
 
-The test starts its own Streamlit server on a free localhost port (result cache in a
-temporary folder), loads the app, waits for the rendered panels (never a fixed sleep),
-steps and plays the frame player with the keyboard (``test_browser_scrub.py`` checks that
-this needs no server round trip), uploads a clip, and saves screenshots under
+The test uses the dashboard's own Streamlit server on a free localhost port (the
+``browser_server`` fixture: result cache in a temporary folder), loads the app, waits
+for the rendered panels (never a fixed sleep), steps and plays the frame player with the
+keyboard (``test_browser_scrub.py`` checks that this needs no server round trip),
+uploads a clip, and saves screenshots under
 ``test-output/browser/``. With ``XAI_UPDATE_SCREENSHOTS=1`` it also copies them to
 ``docs/screenshots/`` for the README.
 
@@ -18,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from browser_helpers import CHROMIUM, FLAGS, LOAD_TIMEOUT_MS, ROOT, dashboard_server
+from browser_helpers import CHROMIUM, FLAGS, LOAD_TIMEOUT_MS, ROOT
 from browser_helpers import idle as _idle
 from browser_helpers import player_frame as _player
 from PIL import Image
@@ -30,13 +31,6 @@ DOCS = ROOT / "docs" / "screenshots"
 #: Screenshots copied to docs/screenshots/ (for the README) with XAI_UPDATE_SCREENSHOTS=1.
 FOR_DOCS = ("scrubbed.png", "relevance-per-frame.png", "method-comparison.png",
             "saliency-tubes.png", "predictions.png")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The dashboard's server (:func:`browser_helpers.dashboard_server`): (url, its folder)."""
-    with dashboard_server(tmp_path_factory.mktemp("browser")) as s:
-        yield s.url, s.tmp
 
 
 _IMAGES_IN_VIEW_LOADED = """() =>
@@ -87,13 +81,13 @@ def _shot(page, name: str, full: bool = False) -> Path:
     return path
 
 
-def test_load_scrub_and_upload_in_a_real_browser(server):
+def test_load_scrub_and_upload_in_a_real_browser(browser_server):
     from playwright.sync_api import expect, sync_playwright
 
     from xai_core.synthetic.world import render_clip
     from xai_core.video.write import write_video
 
-    url, tmp = server
+    url, tmp = browser_server
     clip = write_video(tmp / "my_clip.mp4", render_clip(11, label=3).frames, fps=8)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)

@@ -1,8 +1,8 @@
 """Scrubbing and Play happen in the browser: no server round trip per step.
 
-Debian's Chromium driven by Playwright, on the dashboard's own server (the ``server``
-fixture of ``test_browser.py``: bundled ``motion`` model, first sample clip, dtd +
-gradcam). Keys are pressed on the page itself — not in the player, not on a slider — and
+Debian's Chromium driven by Playwright, on the dashboard's own server (the
+``browser_server`` fixture of ``conftest.py``: bundled ``motion`` model, first sample
+clip, dtd + gradcam). Keys are pressed on the page itself — not in the player, not on a slider — and
 the player (an iframe holding every frame) must follow: the frame counter, the pictures'
 sources, no websocket message to the server and no "running" indicator. Space plays at
 the clip's rate; pausing sends the frame back once, and the views below say so.
@@ -16,7 +16,6 @@ import statistics
 import pytest
 from browser_helpers import CHROMIUM, FLAGS, player_frame
 from browser_helpers import idle as _idle
-from test_browser import server  # noqa: F401 - the module's server fixture
 
 pytestmark = pytest.mark.browser
 
@@ -38,10 +37,10 @@ def _sources(player) -> list[str]:
                            ".map(i => i.src.slice(-64))")
 
 
-def test_arrow_keys_and_space_drive_the_player_without_a_round_trip(server):  # noqa: F811
+def test_arrow_keys_and_space_drive_the_player_without_a_round_trip(browser_server):
     from playwright.sync_api import expect, sync_playwright
 
-    url, _ = server
+    url, _ = browser_server
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
