@@ -443,3 +443,30 @@ def put_random_weights(arch: str, weights: str = "DEFAULT", seed: int = 0) -> Pa
     torch.save(state, path)
     return path
 
+
+
+def counting(method: Method) -> tuple[Method, list[int]]:
+    """The method, recording the clips of every pass it runs (its ``_attribute`` spied)."""
+    sizes: list[int] = []
+    inner = method._attribute
+
+    def spy(model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
+            progress: Any = None) -> Attribution:
+        sizes.append(x.shape[0])
+        return inner(model, x, target, progress)
+
+    method._attribute = spy  # type: ignore[method-assign]
+    return method, sizes
+
+
+def evaluation_records(out: Path) -> dict[str, dict]:
+    """The per-clip records of an evaluation folder, by clip id, without the fields that
+    differ between two runs of the same work (time taken, traceback text)."""
+    import json
+
+    recs = {}
+    for p in sorted((out / "records").glob("*.json")):
+        r = json.loads(p.read_text())
+        recs[r["clip_id"]] = {k: v for k, v in r.items() if k not in ("seconds", "traceback")}
+    return recs
+

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY_INPUT, run_cli
+from helpers import TINY_INPUT, evaluation_records, run_cli
 
 from xai_core import explain
 from xai_core.evaluation import (
@@ -51,9 +51,6 @@ METHODS = ["gradcam", "gradient"]
 METRICS = ["selectivity", "ground_truth", "motion_share", "insertion:steps=2,grid=4"]
 #: fields that differ between two runs of the same clip: wall time, and the traceback's
 #: frames (the in-process one passes through the test's own frames)
-VOLATILE = ("seconds", "traceback")
-
-
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     """The small C3D (8×32×32) registered as ``ARCH``, its weights and class names."""
@@ -68,15 +65,7 @@ def model_files(tmp_path_factory):
     registry.MODELS.pop(ARCH, None)
 
 
-def _records(out: Path) -> dict[str, dict]:
-    recs = {}
-    for p in sorted((out / "records").glob("*.json")):
-        r = json.loads(p.read_text())
-        recs[r["clip_id"]] = {k: v for k, v in r.items() if k not in VOLATILE}
-    return recs
-
-
-def test_ray_engine_gives_the_in_process_records(model_files, tmp_path):
+def test_ray_engine_gives_the_in_processevaluation_records(model_files, tmp_path):
     ckpt, classes = model_files
     ref = ModelRef.of(arch=ARCH, checkpoint=ckpt, classes=classes)
     model = ref.load(device="cpu")
@@ -100,7 +89,7 @@ def test_ray_engine_gives_the_in_process_records(model_files, tmp_path):
 
     # the same records, clip by clip and number by number (failed clip included)
     assert (local.computed, local.failed) == (ray_run.computed, ray_run.failed) == (6, 1)
-    a, b = _records(tmp_path / "local"), _records(tmp_path / "ray")
+    a, b = evaluation_records(tmp_path / "local"), evaluation_records(tmp_path / "ray")
     assert a.keys() == b.keys() and len(a) == 6
     for clip_id in a:
         assert a[clip_id] == b[clip_id], clip_id

@@ -53,6 +53,8 @@ FORWARD_SHARE = 2 / 3
 #: Clips per timed pass (see :func:`pass_seconds`): methods batch 4 areas, 8 freeze-frame
 #: clips or 8 noisy copies; one clip alone costs 2–4× more per clip on a CPU.
 TIMED_BATCH = 4
+#: A forward+backward pass of one clip this long (seconds) is timed once, not in batches.
+SLOW_PASS = 1.0
 
 _pass_times: dict[tuple, float] = {}
 _pass_lock = threading.Lock()
@@ -133,10 +135,14 @@ def format_duration(seconds: float) -> str:
 def pass_seconds(model: LoadedModel, x: torch.Tensor, repeats: int = 2) -> float:
     """Measured seconds per clip of a forward+backward pass of ``x`` (1, 3, T, H, W).
 
-    Timed on a batch of :data:`TIMED_BATCH` copies of the clip, because methods run their
-    passes in batches (freeze-frame clips, masks of several areas, noisy copies), which
-    costs less per clip than one clip alone; once (after a warm-up pass) per weights, device, clip
-    shape and thread count, and remembered for the process. The model is left as it was
+    One clip is run first (it also pays for allocation and kernel selection). When that
+    takes :data:`SLOW_PASS` seconds or more, the model is compute-bound — batching saves
+    little per clip — and that time is the answer: timing batches of a video transformer
+    would cost longer than the gradient explanation it announces. Otherwise the pass is
+    timed ``repeats`` times on a batch of :data:`TIMED_BATCH` copies, because methods run
+    their passes in batches (freeze-frame clips, masks of several areas, noisy copies),
+    which costs less per clip than one clip alone. Once per weights, device, clip shape
+    and thread count, remembered for the process. The model is left as it was
     (:func:`~xai_core.methods.base.model_guard`).
     """
     if x.ndim != 5 or x.shape[0] != 1:
@@ -146,23 +152,26 @@ def pass_seconds(model: LoadedModel, x: torch.Tensor, repeats: int = 2) -> float
     with _pass_lock:
         if key in _pass_times:
             return _pass_times[key]
-    times = []
     with model_guard(model.module):
-        for i in range(repeats + 1):
-            clips = x.to(model.device, torch.float32).repeat(TIMED_BATCH, 1, 1, 1, 1)
-            clips.requires_grad_(True)
-            if model.device.type == "cuda":
-                torch.cuda.synchronize(model.device)
-            tic = time.perf_counter()
-            model.module(clips).max(dim=1).values.sum().backward()
-            if model.device.type == "cuda":
-                torch.cuda.synchronize(model.device)
-            if i > 0:  # the first pass pays for allocation and kernel selection
-                times.append((time.perf_counter() - tic) / TIMED_BATCH)
-    seconds = statistics.median(times)
+        seconds = _timed_pass(model, x, 1)
+        if seconds < SLOW_PASS:  # the first batch pays for its own allocation: not counted
+            times = [_timed_pass(model, x, TIMED_BATCH) for _ in range(repeats + 1)]
+            seconds = statistics.median(times[1:])
     with _pass_lock:
         _pass_times[key] = seconds
     return seconds
+
+
+def _timed_pass(model: LoadedModel, x: torch.Tensor, batch: int) -> float:
+    """Seconds per clip of one forward+backward pass of ``batch`` copies of ``x``."""
+    clips = x.to(model.device, torch.float32).repeat(batch, 1, 1, 1, 1).requires_grad_(True)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+    tic = time.perf_counter()
+    model.module(clips).max(dim=1).values.sum().backward()
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+    return (time.perf_counter() - tic) / batch
 
 
 class PassCounts(NamedTuple):
