@@ -27,6 +27,11 @@ def repeated_frames_clip(distinct: int = 3) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- decompose=
 def test_full_only_gives_the_same_full_and_selective_maps_without_the_split(registered):
+    """The same maps up to float rounding, not bitwise: with the split the clip is explained
+    in one batch with its freeze-frame clips (T + 1 clips) and full-only alone, and a
+    batch of another shape takes other kernels and summation orders (≈ 1e-11 here).
+    Bitwise equality across batch shapes is not an invariant of any method; the
+    tolerance is a few float32 roundings of the map's largest value."""
     model, x = tiny_model(), random_clip()
     opts = DecompositionOptions(selective="hiley2020")  # a variant that needs no split
     split = xc.explain(model, x, GXI_NAME, options=opts, cache=None)[GXI_NAME]
@@ -34,8 +39,10 @@ def test_full_only_gives_the_same_full_and_selective_maps_without_the_split(regi
     assert split.decomposed and not only.decomposed
     assert split.selective_mask.any()  # a real comparison, not two empty maps
     assert only.spatial is None and only.temporal is None
-    np.testing.assert_array_equal(only.full, split.full)
-    np.testing.assert_array_equal(only.selective, split.selective)
+    scale = float(np.abs(split.full).max())
+    close = {"rtol": 1e-5, "atol": 1e-6 * scale}
+    np.testing.assert_allclose(only.full, split.full, **close)
+    np.testing.assert_allclose(only.selective, split.selective, **close)
     np.testing.assert_array_equal(only.selective_mask, split.selective_mask)
     assert only.freeze_frame_passes == 0 and "freeze_frames" not in only.timings
     assert set(only.motion_share) == {"selective"}
@@ -48,7 +55,8 @@ def test_full_only_with_max_abs_scales_full_as_the_split_does(registered):
     opts = DecompositionOptions(normalise="max-abs", selective="hiley2020")  # the paper's map
     split = xc.explain(model, x, GXI_NAME, options=opts, cache=None)[GXI_NAME]
     only = xc.explain(model, x, GXI_NAME, options=opts, decompose=[], cache=None)[GXI_NAME]
-    np.testing.assert_allclose(only.full, split.full, rtol=1e-6)
+    # float rounding only (the split explains the clip in a batch of T + 1, see above)
+    np.testing.assert_allclose(only.full, split.full, rtol=1e-5, atol=1e-6)
     assert np.abs(only.full).max() == pytest.approx(1.0)
     sel, _ = selective_relevance(torch.from_numpy(only.full), opts.sigma, opts.sobel_border)
     np.testing.assert_array_equal(only.selective, sel.numpy())

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from .budget import clips_per_pass, method_weight
 from .errors import ParameterError
 from .methods.base import Method
 from .models.registry import LoadedModel
@@ -47,8 +48,8 @@ from .selective import (
 __all__ = [
     "DEFAULT_OPTIONS", "DEFAULT_SELECTIVE", "NORMALISATIONS", "SELECTIVE_HELP",
     "SELECTIVE_NOISE_FLOOR", "SLICES", "SOBEL_BORDERS", "DecompositionOptions",
-    "Discriminative", "SelectiveInputs", "apply_selective", "depends_on_split", "discriminative",
-    "distinct_frames", "freeze_frame_clips", "freeze_frame_selection",
+    "Discriminative", "SelectiveInputs", "apply_selective", "clips_per_batch", "depends_on_split",
+    "discriminative", "distinct_frames", "freeze_frame_clips", "freeze_frame_selection",
     "motion_share_discriminative", "motion_share_selective", "scale_full", "selective_for",
     "selective_mask", "selective_relevance", "selective_variants", "sobel_kernel",
     "spatial_from_freeze_frames", "temporal_sobel",
@@ -101,8 +102,10 @@ class DecompositionOptions:
         has no freeze-frame clips: the variants that need them use ``"input-gated"``.
         Evidence: docs/evaluation.md (*Selective relevance without false motion*).
     chunk_size
-        Freeze-frame clips per pass (``None``: the method's ``default_batch_size``).
-        Does not change the result, only memory and speed.
+        Clips per pass of the split and of the freeze-frame predictions (``None``: as
+        many as the memory budget allows, :func:`xai_core.budget.clips_per_pass`;
+        ``$XAI_MEMORY_BUDGET`` sets the budget). Does not change the result, only memory
+        and speed.
     reuse_identical
         Explain each distinct frame's freeze-frame clip once (identical frames give
         identical freeze-frame clips), and reuse the full explanation when the clip is
@@ -130,7 +133,7 @@ class DecompositionOptions:
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int)
                                             or self.chunk_size < 1):
             raise ParameterError(f"chunk_size must be a positive integer, got {self.chunk_size!r}",
-                                 hint="Use e.g. 4, or None for the method's default.")
+                                 hint="Use e.g. 4, or None to fit the memory budget.")
 
     def key(self) -> dict[str, Any]:
         """The options that change results (cache key): not chunk size nor reuse."""
@@ -215,7 +218,8 @@ def freeze_frame_selection(x: torch.Tensor, options: DecompositionOptions = DEFA
 
 def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: int,
                    full: torch.Tensor, options: DecompositionOptions = DEFAULT_OPTIONS,
-                   progress: StageProgress | None = None) -> Discriminative:
+                   progress: StageProgress | None = None,
+                   explained: torch.Tensor | None = None) -> Discriminative:
     """Discriminative (freeze-frame) relevance, Hiley et al. (2019).
 
     Parameters
@@ -231,6 +235,13 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
         The method's relevance of ``x`` (T, H, W).
     options
         Slice choice, normalisation, chunk size, reuse.
+    progress
+        Receives (done, total) as the freeze-frame clips are explained.
+    explained
+        The method's relevance (U, T, H, W) of the freeze-frame
+        clips of the frames :func:`freeze_frame_selection` picks, when the caller already
+        computed them (the engine explains them in one batch with the clip itself);
+        ``None`` explains them here.
 
     Returns
     -------
@@ -241,9 +252,10 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
 
     Notes
     -----
-    The freeze-frame clips are explained in batches of ``options.chunk_size`` clips,
-    not one pass each. With ``reuse_identical`` each distinct frame is explained once,
-    and a static clip costs no extra pass at all (its freeze-frame clip is the clip).
+    The freeze-frame clips are explained in batches of ``options.chunk_size`` clips, or
+    as many as the memory budget allows (:func:`xai_core.budget.clips_per_pass`), not one
+    pass each. With ``reuse_identical`` each distinct frame is explained once, and a
+    static clip costs no extra pass at all (its freeze-frame clip is the clip).
     """
     if full.shape != x.shape[2:]:
         raise ParameterError(f"full relevance {tuple(full.shape)} does not match the clip "
@@ -254,10 +266,18 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
         passes = 0
         if progress is not None:
             progress(1, 1)
+    elif explained is not None:
+        if explained.shape != (len(reps), *full.shape):
+            raise ParameterError(f"{tuple(explained.shape)} freeze-frame explanations given, "
+                                 f"expected {(len(reps), *full.shape)}")
+        passes = len(reps)
+        if progress is not None:
+            progress(x.shape[2], x.shape[2])
     else:
         clips = freeze_frame_clips(x, reps)
         step = None if progress is None else (lambda done, total, _stage: progress(done, total))
-        explained = method.attribute(model, clips, target, batch_size=options.chunk_size,
+        explained = method.attribute(model, clips, target,
+                                     batch_size=clips_per_batch(method, model, x, options),
                                      progress=step).relevance
         passes = len(reps)
         if progress is not None and len(reps) == 1:
@@ -272,6 +292,15 @@ def discriminative(method: Method, model: LoadedModel, x: torch.Tensor, target: 
         spatial = spatial / _max_abs(spatial, per_frame=True)
     temporal = full - spatial
     return Discriminative(full, spatial, temporal, passes, still)
+
+
+def clips_per_batch(method: Method, model: LoadedModel, x: torch.Tensor,
+                    options: DecompositionOptions = DEFAULT_OPTIONS) -> int:
+    """Clips per pass of the split: ``options.chunk_size`` when given, else what the
+    memory budget allows for this method (:func:`xai_core.budget.clips_per_pass`)."""
+    if options.chunk_size is not None:
+        return options.chunk_size
+    return clips_per_pass(model, x, weight=method_weight(method))
 
 
 def selective_for(options: DecompositionOptions, full: torch.Tensor, x: torch.Tensor,

@@ -115,7 +115,8 @@ class Registry(MutableMapping[str, T]):
     kind
         What the entries are ("method", "metric", "model"), for messages.
     modules
-        Modules that register entries when imported, imported on the first lookup. Named
+        Modules that register entries when imported, in order and on demand: a lookup
+        imports them one by one until its name is registered, a listing imports all. Named
         rather than imported here so that a base module never imports its families (no
         import cycle), and because the families pull in heavy libraries (captum and
         zennit take seconds) that ``import xai_core`` should not pay for.
@@ -128,17 +129,28 @@ class Registry(MutableMapping[str, T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._modules = modules
-        self._loaded = not modules
+        self._imported = 0  # modules[:_imported] are imported
+        self._origin: dict[str, int] = {}  # name → index of the module that registered it
+        self._importing: int | None = None
 
-    def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            try:
-                for module in self._modules:
-                    importlib.import_module(module)
-            except BaseException:
-                self._loaded = False
-                raise
+    def _import_next(self) -> bool:
+        """Import the next module not imported yet; ``False`` when all are."""
+        if self._imported >= len(self._modules):
+            return False
+        self._importing = self._imported
+        try:
+            importlib.import_module(self._modules[self._imported])  # registers its entries
+        finally:
+            self._importing = None
+        self._imported += 1
+        return True
+
+    def _ensure_loaded(self, name: object = None) -> None:
+        """Import the modules, in order, until ``name`` is registered (all of them for
+        anything but a name): a lookup pays only for the families up to its own, so asking for
+        ``dtd`` does not import captum. A module that fails to import is retried next time."""
+        while (not isinstance(name, str) or name not in self._entries) and self._import_next():
+            pass
 
     def register(self, entry: T) -> T:
         """Register ``entry`` under its ``name`` attribute (usable as a class decorator); a
@@ -147,10 +159,12 @@ class Registry(MutableMapping[str, T]):
         if not name:
             raise TypeError(f"a {self.kind} needs a name: {entry!r}")
         self._entries[name] = entry
+        self._origin.setdefault(name, len(self._modules) if self._importing is None
+                                else self._importing)
         return entry
 
     def __getitem__(self, name: str) -> T:
-        self._ensure_loaded()
+        self._ensure_loaded(name)
         try:
             return self._entries[name]
         except (KeyError, TypeError):
@@ -165,12 +179,18 @@ class Registry(MutableMapping[str, T]):
         del self._entries[name]
 
     def __contains__(self, name: object) -> bool:
-        self._ensure_loaded()
-        return name in self._entries
+        self._ensure_loaded(name)
+        try:
+            return name in self._entries
+        except TypeError:  # an unhashable name is no entry
+            return False
 
     def __iter__(self) -> Iterator[str]:
+        """All names, by module (in ``modules`` order) then in registration order, whatever
+        order earlier lookups imported the modules in; entries added by hand come last."""
         self._ensure_loaded()
-        return iter(list(self._entries))
+        last = len(self._modules)
+        return iter(sorted(self._entries, key=lambda n: self._origin.get(n, last)))
 
     def __len__(self) -> int:
         self._ensure_loaded()

@@ -182,8 +182,17 @@ class Method(Configurable, ABC):
 def _checked(t: torch.Tensor, method: str, what: str) -> torch.Tensor:
     t = t.detach().to("cpu", torch.float32)
     if not torch.isfinite(t).all():
-        bad = int((~torch.isfinite(t)).sum())
-        raise MethodError(f"{method} produced {bad} NaN/Inf values in its {what}",
+        # counted in the first affected clip: the count does not depend on the batching
+        per_clip = (~torch.isfinite(t)).flatten(1).sum(1) if t.ndim > 1 else None
+        if per_clip is None or len(per_clip) == 1:
+            where = ""
+            bad = int((~torch.isfinite(t)).sum())
+        else:
+            affected = per_clip.nonzero().flatten()
+            bad = int(per_clip[affected[0]])
+            where = (f" of one clip ({len(affected)} of the {len(per_clip)} clips of the pass "
+                     "affected)")
+        raise MethodError(f"{method} produced {bad} NaN/Inf values in its {what}{where}",
                           hint="The model or the method is numerically unstable on this clip; "
                                "try another method or check the model.")
     return t
