@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -160,6 +162,21 @@ def test_the_pass_is_timed_once_and_leaves_the_model_as_it_was():
     assert all(p.grad is None and p.requires_grad for p in model.module.parameters())
     with pytest.raises(ParameterError):
         pass_seconds(model, x[0])
+
+
+def test_a_slow_model_is_timed_on_one_clip_once(monkeypatch):
+    """A compute-bound model (a video transformer on a CPU) is timed by its first pass of
+    one clip: timing batches would cost longer than a gradient explanation."""
+    estimate_mod = sys.modules[pass_seconds.__module__]  # (xai_core.estimate is a function)
+    model, x = tiny_model(seed=4), random_clip()
+    batches = []
+    handle = model.module.register_forward_hook(lambda m, i, o: batches.append(len(i[0])))
+    monkeypatch.setattr(estimate_mod, "SLOW_PASS", 0.0)  # every pass counts as slow
+    try:
+        assert pass_seconds(model, x) > 0
+    finally:
+        handle.remove()
+    assert batches == [1]
 
 
 def test_estimate_validates_like_explain(registered):
