@@ -232,15 +232,21 @@ def run_child(name: str, args: argparse.Namespace) -> tuple[list[dict], int, flo
            "--rss-guard-mb", str(args.rss_guard_mb)]
     cmd += ["--quick"] * args.quick + ["--full"] * args.full
     cmd += ["--threads", str(args.threads)] if args.threads else []
+    return child_rows(cmd, name)
+
+
+def child_rows(cmd: list[str], tag: str) -> tuple[list[dict], int, float]:
+    """Run a benchmark's child process ``cmd``: the JSON rows it prints (echoed to stderr,
+    prefixed by ``tag``, as they come), its exit code and its peak resident memory (MB,
+    ``ru_maxrss`` of that process alone)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     rows = []
     for line in proc.stdout:
         if line.startswith("{"):
             rows.append(json.loads(line))
-            print(f"  {name}: {line.strip()[:160]}", file=sys.stderr, flush=True)
+            print(f"  {tag}: {line.strip()[:160]}", file=sys.stderr, flush=True)
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return rows, proc.returncode, usage.ru_maxrss / 1024
+    return rows, os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
 
 
 def num(value: float) -> str:

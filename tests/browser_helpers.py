@@ -141,12 +141,14 @@ def player_frame(page, timeout_ms: int = LOAD_TIMEOUT_MS):
 
 
 # --------------------------------------------------------------------------- journeys
-#: Counts the page's script runs (each change of the app's run state to "running").
+#: Counts the page's script runs: each change of the app's run state away from anything
+#: but "running" (read from the record's old value: a run that is over before the
+#: observer's callback would be missed by reading the attribute then).
 _COUNT_RUNS = """
 window.__runs = 0;
 new MutationObserver(ms => { for (const m of ms) {
-  if (m.target.getAttribute('data-test-script-state') === 'running') window.__runs++; }
-}).observe(document, {attributes: true, subtree: true,
+  if (m.oldValue !== 'running') window.__runs++; }
+}).observe(document, {attributes: true, subtree: true, attributeOldValue: true,
                       attributeFilter: ['data-test-script-state']});
 """
 

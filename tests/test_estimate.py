@@ -164,6 +164,21 @@ def test_the_pass_is_timed_once_and_leaves_the_model_as_it_was():
         pass_seconds(model, x[0])
 
 
+def test_occlusion_counts_the_windows_of_the_clip_it_will_explain():
+    """Occlusion's passes are its window positions on the request's clip, not on a nominal
+    one: a 224-pixel model input has ~7× the positions of a 112-pixel one."""
+    from xai_core.methods.occlusion import window_positions
+
+    occlusion = get_method("occlusion", window=(4, 8, 8), stride=(2, 4, 4))
+    model, x = tiny_model(), random_clip()
+    only = estimate_cost(model, x, "occlusion", decompose=False, cache=None, method_params={
+        "occlusion": {"window": (4, 8, 8), "stride": (2, 4, 4)}}).methods[0]
+    positions = window_positions(tuple(x.shape[2:]), (4, 8, 8), (2, 4, 4))
+    assert only.passes == max(1, positions * 2 // 3)
+    small, large = occlusion.cost_passes((16, 112, 112)), occlusion.cost_passes((16, 224, 224))
+    assert occlusion.cost_passes() == small and large > 3 * small
+
+
 def test_a_slow_model_is_timed_on_one_clip_once(monkeypatch):
     """A compute-bound model (a video transformer on a CPU) is timed by its first pass of
     one clip: timing batches would cost longer than a gradient explanation."""

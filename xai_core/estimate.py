@@ -191,7 +191,7 @@ def pass_counts(request: ExplainRequest) -> PassCounts:
     freeze_clips = 0 if static else len(explained)
     methods = {}
     for name, method in request.methods.items():
-        cost = method.cost_passes()
+        cost = method.cost_passes(tuple(request.x.shape[2:]))
         methods[name] = (cost, cost * freeze_clips if request.decomposed(name) else 0)
     # the clip and each distinct frame's freeze-frame clip, forward only
     predicted_clips = 1 + len(distinct_frames(request.x)[0])

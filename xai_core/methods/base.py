@@ -93,10 +93,12 @@ class Method(Configurable, ABC):
                    progress: ProgressFn | None = None) -> Attribution:
         """Explain one chunk: ``x`` (B, 3, T, H, W) on the model's device, ``target`` (B,)."""
 
-    def cost_passes(self) -> int:
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
         """Forward+backward passes through the model per explained clip (for time estimates).
 
-        The UI multiplies this by a measured pass time before starting long work (e.g. a
+        ``clip`` is the (T, H, W) of the model's input (``None``: a nominal 16×112×112),
+        for methods whose count depends on it (occlusion's window positions). The UI
+        multiplies this by a measured pass time before starting long work (e.g. a
         freeze-frame decomposition runs the method on T + 1 clips). Optimisation-based
         methods override it.
         """

@@ -179,7 +179,7 @@ class GuidedGradCam(GradientMethod):
     reference = "Selvaraju et al. 2017, ICCV (Guided Grad-CAM)"
     params = dict(GradCam.params)
 
-    def cost_passes(self) -> int:
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
         return 2  # measured: Grad-CAM (half a pass) plus guided backprop
 
     def check(self, model: LoadedModel) -> None:

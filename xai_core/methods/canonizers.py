@@ -16,6 +16,8 @@ not directly follow a convolution cannot be merged and is refused with a clear e
 
 from __future__ import annotations
 
+import copy
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -34,21 +36,33 @@ from zennit.types import AvgPool, BatchNorm, Linear
 from ..errors import MethodError
 
 
+class PairSum(nn.Module):
+    """``a + b`` as a module of two inputs: the residual sum for the fused LRP rules,
+    which split its relevance as zennit's ``Norm`` splits that of a stacked
+    :class:`zennit.layer.Sum` (``Σ`` over two equals ``a + b``), without the stack."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
 class VideoResNetBlockCanonizer(AttributeCanonizer):
     """Make the residual sum of torchvision's video ``BasicBlock``/``Bottleneck`` a module.
 
     The block's ``forward`` is temporarily replaced by one computing the same value with
     ``Sum(stack([residual, out]))`` instead of the in-place ``out += residual``, so an LRP
-    rule (``Norm``) can split relevance between the two summands.
+    rule (``Norm``) can split relevance between the two summands; with ``stacked=False``
+    (the fused rules) with ``PairSum(residual, out)``, which needs no stacked copy.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stacked: bool = True) -> None:
+        self.stacked = stacked
         super().__init__(self._attribute_map)
 
-    @classmethod
-    def _attribute_map(cls, name: str, module: nn.Module) -> dict | None:
+    def _attribute_map(self, name: str, module: nn.Module) -> dict | None:
         if isinstance(module, (VideoBasicBlock, VideoBottleneck)):
-            return {"forward": cls.forward.__get__(module), "canonizer_sum": Sum()}
+            if self.stacked:
+                return {"forward": self.forward.__get__(module), "canonizer_sum": Sum()}
+            return {"forward": self.forward.__get__(module), "canonizer_sum": PairSum()}
         return None
 
     @staticmethod
@@ -57,11 +71,14 @@ class VideoResNetBlockCanonizer(AttributeCanonizer):
         if isinstance(self, VideoBottleneck):
             out = self.conv3(out)
         residual = x if self.downsample is None else self.downsample(x)
-        out = self.canonizer_sum(torch.stack([residual, out], dim=-1))
+        if isinstance(self.canonizer_sum, PairSum):
+            out = self.canonizer_sum(residual, out)
+        else:
+            out = self.canonizer_sum(torch.stack([residual, out], dim=-1))
         return self.relu(out)
 
     def copy(self) -> VideoResNetBlockCanonizer:
-        return VideoResNetBlockCanonizer()
+        return VideoResNetBlockCanonizer(self.stacked)
 
 
 @dataclass
@@ -93,6 +110,13 @@ class NetworkTrace:
 def trace_network(module: nn.Module, clip: torch.Tensor) -> NetworkTrace:
     """Run one clip through ``module`` (no gradients) and record its layer structure.
 
+    The structure is traced on the ``meta`` device first (shapes only, no arithmetic: a
+    few milliseconds instead of a forward pass); a network that cannot run there (it
+    reads values, or makes tensors on another device) or whose first layer receives an
+    equal copy of the clip rather than the clip itself (a value comparison) is traced on
+    the clip itself. A meta trace is kept for the module's next clip of the same shape
+    while its modules (and patched ``forward`` methods) stay the same objects.
+
     Parameters
     ----------
     module
@@ -100,22 +124,56 @@ def trace_network(module: nn.Module, clip: torch.Tensor) -> NetworkTrace:
     clip
         An example input (B, 3, T, H, W); only its first clip is used.
     """
+    x = clip[:1].detach()
+    # the meta trace depends on the modules and the clip's shape only: kept per module
+    key = (tuple(x.shape), x.dtype, tuple((name, type(m), id(m), id(vars(m).get("forward")))
+                                          for name, m in module.named_modules()))
+    cached = _META_TRACES.get(module, {}).get(key)
+    if cached is not None:
+        return copy.deepcopy(cached)
+    try:
+        state = {name: t.to("meta") for name, t in
+                 [*module.named_parameters(), *module.named_buffers()]}
+        x_meta = x.to("meta")
+        trace = _trace(module, x_meta, lambda: torch.func.functional_call(
+            module, state, (x_meta,)), compare_values=False)
+    except Exception:  # anything the meta device cannot run
+        trace = None
+    if trace is None:
+        return _trace(module, x, lambda: module(x), compare_values=True)
+    _META_TRACES.setdefault(module, {})[key] = copy.deepcopy(trace)
+    return trace
+
+
+#: Meta-device traces per module, by clip shape and module structure (see trace_network).
+_META_TRACES: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _trace(module: nn.Module, x: torch.Tensor, run, *,
+           compare_values: bool) -> NetworkTrace | None:
+    """One traced forward (``run``); ``None`` when deciding needs the clip's values."""
     trace = NetworkTrace()
     names = {m: n for n, m in module.named_modules()}
     produced: dict[int, str] = {}  # id(output tensor) -> name of the linear layer that made it
     keep: list[torch.Tensor] = []  # hold outputs so their ids are not reused during the pass
     calls: dict[str, int] = {}
     merged: set[str] = set()
-    x = clip[:1].detach()
+    undecided = False
 
     def pre_hook(mod: nn.Module, inputs: tuple) -> None:
+        nonlocal undecided
         name = names[mod]
         calls[name] = calls.get(name, 0) + 1
         inp = inputs[0] if inputs else None
         if isinstance(mod, Linear) and trace.first_layer is None:
             trace.first_layer = name
-            trace.first_takes_input = isinstance(inp, torch.Tensor) and (
-                inp is x or (inp.shape == x.shape and torch.equal(inp, x)))
+            same_shape = isinstance(inp, torch.Tensor) and inp.shape == x.shape
+            if inp is x:
+                trace.first_takes_input = True
+            elif same_shape and compare_values:
+                trace.first_takes_input = torch.equal(inp, x)
+            elif same_shape:
+                undecided = True
         if isinstance(mod, BatchNorm):
             conv = produced.get(id(inp)) if isinstance(inp, torch.Tensor) else None
             if conv is None:
@@ -136,10 +194,12 @@ def trace_network(module: nn.Module, clip: torch.Tensor) -> NetworkTrace:
                 handles.append(mod.register_forward_pre_hook(pre_hook))
                 handles.append(mod.register_forward_hook(post_hook))
         with torch.no_grad():
-            module(x)
+            run()
     finally:
         for h in handles:
             h.remove()
+    if undecided:
+        return None
     trace.reused = sorted(n for n, c in calls.items() if c > 1)
     return trace
 
@@ -193,6 +253,7 @@ def video_canonizers(model: nn.Module, trace: NetworkTrace | None = None) -> lis
 
 __all__ = [
     "NetworkTrace",
+    "PairSum",
     "VideoResNetBlockCanonizer",
     "batchnorm_canonizer",
     "trace_network",

@@ -129,7 +129,7 @@ class IntegratedGrad(GradientMethod):
                           choices=tuple(_IG_BASELINES)),
     }
 
-    def cost_passes(self) -> int:
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
         return int(self.config["steps"])
 
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -162,7 +162,7 @@ class SmoothGrad(GradientMethod):
         "seed": Param(0, "random seed of the noise (fixed: same clip, same map)", low=0),
     }
 
-    def cost_passes(self) -> int:
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
         return int(self.config["samples"])
 
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -262,7 +262,7 @@ class GuidedBackpropagation(GradientMethod):
     def check(self, model: LoadedModel) -> None:
         refuse_non_relu(model, self.name)
 
-    def cost_passes(self) -> int:
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
         return 2  # measured: the hooked gradient plus a forward pass tracing the ReLUs
 
     def explain(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,15 @@ convolutions, for the linear layers — on top of a shared set-up:
   share it in proportion to their inputs (zennit's ``Norm`` rule);
 * BatchNorm is merged into the conv that feeds it and torchvision's video ResNet blocks
   get their residual sum as a module (:mod:`.canonizers`); all of it is undone afterwards;
-* the first layer is found by running the clip (execution order, not module order), and
-  box rules take their bounds from the model's input spec, never from constants.
+* the first layer is found by tracing the clip's shape (execution order, not module
+  order), and box rules take their bounds from the model's input spec, never constants;
+* the rules run fused (:mod:`.lrp_fused`, :mod:`.lrp_rules`): each layer's relevance is
+  computed from its saved input in about one modified pass, where zennit re-runs the
+  layer once per modifier — DTD costs 2.9–3.9× a forward instead of 6.5–8.7× on the
+  bundled model, C3D and R3D-18 (``benchmarks/RESULTS.md``, "Fused LRP").
+  ``method.impl = "zennit"`` runs zennit's own hooks, the reference the fused rules are
+  tested against; the two agree to rounding (relative error ~1e-7), so ``impl`` is not
+  part of the cache key.
 
 Relevance comes back at the input, per colour channel (raw) and summed over channels.
 """
@@ -24,13 +31,14 @@ from typing import Any, ClassVar
 import torch
 from zennit.composites import NameLayerMapComposite, layer_map_base
 from zennit.core import Composite, Hook
-from zennit.rules import AlphaBeta, Epsilon, Gamma, ZBox, ZPlus
 from zennit.types import Convolution
 
 from ..errors import MethodError, ParameterError
 from ..models.registry import LoadedModel
 from .base import Attribution, Method, Param, ProgressFn, register_method
-from .canonizers import trace_network, video_canonizers
+from .canonizers import VideoResNetBlockCanonizer, trace_network, video_canonizers
+from .lrp_fused import FusedHook, base_layer_map, frozen_parameters
+from .lrp_rules import Rule
 
 
 def target_seed(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -45,23 +53,36 @@ class LrpMethod(Method):
 
     family: ClassVar[str] = "lrp"
     has_raw: ClassVar[bool] = True
-    #: Cost of one explanation in gradient passes (measured on SmallC3D, CPU): the rules run
-    #: extra forward passes per layer with modified weights.
-    relative_cost: ClassVar[int] = 4
+    #: ``"fused"`` (:mod:`.lrp_fused`) or ``"zennit"`` (zennit's rules, the reference).
+    impl: str = "fused"
+    #: Cost of one explanation in gradient passes (one pass ≈ 2 forwards), fused and with
+    #: zennit's hooks, measured on the bundled model, C3D and R3D-18 (CPU, one clip;
+    #: ``benchmarks/bench_lrp.py``).
+    relative_cost: ClassVar[int] = 2
+    zennit_cost: ClassVar[int] = 4
 
-    def cost_passes(self) -> int:
-        return self.relative_cost
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
+        return self.zennit_cost if self.impl == "zennit" else self.relative_cost
 
     def check(self, model: LoadedModel) -> None:
         refuse_transformers(model, self.name)
 
     @abstractmethod
-    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Hook | None, Hook, Hook]:
+    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Rule | None, Rule, Rule]:
         """Rules for (the first layer, or ``None`` for the conv rule; convolutions; linears).
 
         ``low`` and ``high`` are the lowest and highest normalised pixel value per channel,
         shaped (1, 3, 1, 1, 1), for box rules.
         """
+
+    def hook(self, rule: Rule) -> Hook:
+        """The hook computing ``rule``: fused, or zennit's own with ``impl="zennit"``."""
+        if self.impl == "zennit":
+            return rule.zennit()
+        if self.impl != "fused":
+            raise ParameterError(f"unknown LRP implementation {self.impl!r}",
+                                 hint="Use 'fused' or 'zennit'.")
+        return FusedHook(rule)
 
     def composite(self, model: LoadedModel, x: torch.Tensor) -> Composite:
         """The zennit composite (rules + canonizers) for ``model``, traced on clip ``x``."""
@@ -74,6 +95,9 @@ class LrpMethod(Method):
                 f"{self.name} cannot explain layers that run more than once per forward pass "
                 f"({trace.reused[:4]})", hint="Use a gradient-based or CAM method for this model.")
         canonizers = video_canonizers(model.module, trace)  # refuses unmergeable BatchNorms
+        for c in canonizers:  # fused: residual sums of two tensors, not of a stacked copy
+            if isinstance(c, VideoResNetBlockCanonizer):
+                c.stacked = self.impl == "zennit"
         low, high = (b.to(x.device) for b in model.input.pixel_bounds())
         first, conv, linear = self.rules(low, high)
         if first is not None and not trace.first_takes_input:
@@ -81,8 +105,9 @@ class LrpMethod(Method):
                 f"{self.name} needs the first layer ({trace.first_layer}) to take the clip "
                 "directly, to apply the input spec's pixel bounds",
                 hint="Use lrp-epsilon, or move preprocessing out of the model into its input spec.")
-        layer_map = layer_map_base() + [(Convolution, conv), (torch.nn.Linear, linear)]
-        name_map = [((trace.first_layer,), first)] if first is not None else []
+        base = layer_map_base() if self.impl == "zennit" else base_layer_map()
+        layer_map = base + [(Convolution, self.hook(conv)), (torch.nn.Linear, self.hook(linear))]
+        name_map = [((trace.first_layer,), self.hook(first))] if first is not None else []
         return NameLayerMapComposite(name_map=name_map, layer_map=layer_map,
                                      canonizers=canonizers)
 
@@ -90,7 +115,7 @@ class LrpMethod(Method):
                    progress: ProgressFn | None = None) -> Attribution:
         composite = self.composite(model, x)
         x = x.detach().clone().requires_grad_(True)
-        with composite.context(model.module) as net:
+        with frozen_parameters(model.module), composite.context(model.module) as net:
             logits = net(x)
             (relevance,) = torch.autograd.grad(logits, x, grad_outputs=target_seed(logits, target))
         return Attribution(relevance.sum(1), relevance)
@@ -131,14 +156,16 @@ class DeepTaylor(LrpMethod):
                                  f"alpha={alpha}, beta={beta}",
                                  hint="Use e.g. alpha=1, beta=0 (z⁺) or alpha=2, beta=1.")
 
-    def cost_passes(self) -> int:
-        return 4 if self.config["beta"] == 0 else 6
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
+        if self.config["beta"] == 0:
+            return super().cost_passes()
+        return 6 if self.impl == "zennit" else 3  # αβ: two modified forwards per layer
 
-    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Hook, Hook, Hook]:
+    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Rule, Rule, Rule]:
         alpha, beta = self.config["alpha"], self.config["beta"]
-        # z⁺ is αβ with β = 0; zennit's ZPlus computes it in half the passes
-        hidden = ZPlus() if beta == 0 else AlphaBeta(alpha=alpha, beta=beta)
-        return ZBox(low=low, high=high), hidden, hidden
+        # z⁺ is αβ with β = 0, computed in half the passes
+        hidden = Rule("zplus") if beta == 0 else Rule("alphabeta", alpha=alpha, beta=beta)
+        return Rule("zbox", low=low, high=high), hidden, hidden
 
 
 @register_method
@@ -154,14 +181,14 @@ class LrpEpsilon(LrpMethod):
     name = "lrp-epsilon"
     description = "LRP-ε on all layers (small ε ≈ gradient × input)"
     reference = "Bach et al. 2015, PLoS ONE 10(7)"
-    relative_cost = 3
+    relative_cost, zennit_cost = 1, 3
     params = {
         "epsilon": Param(0.01, "stabiliser added to each denominator; larger absorbs weak, "
                                "contradictory contributions", low=1e-9, high=100.0),
     }
 
-    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[None, Hook, Hook]:
-        rule = Epsilon(epsilon=self.config["epsilon"])
+    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[None, Rule, Rule]:
+        rule = Rule("epsilon", epsilon=self.config["epsilon"])
         return None, rule, rule
 
 
@@ -178,16 +205,16 @@ class LrpEpsilonGammaBox(LrpMethod):
     name = "lrp-epsilon-gamma-box"
     description = "LRP composite: zβ first layer, γ on convolutions, ε on linear layers"
     reference = "Montavon et al. 2019, Layer-wise relevance propagation: an overview (LNCS 11700)"
-    relative_cost = 7
+    relative_cost, zennit_cost = 3, 7
     params = {
         "epsilon": Param(1e-6, "stabiliser of the ε rule on linear layers", low=1e-9, high=100.0),
         "gamma": Param(0.25, "how much the γ rule favours positive contributions", low=0.0,
                        high=100.0),
     }
 
-    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Hook, Hook, Hook]:
-        return (ZBox(low=low, high=high), Gamma(gamma=self.config["gamma"]),
-                Epsilon(epsilon=self.config["epsilon"]))
+    def rules(self, low: torch.Tensor, high: torch.Tensor) -> tuple[Rule, Rule, Rule]:
+        return (Rule("zbox", low=low, high=high), Rule("gamma", gamma=self.config["gamma"]),
+                Rule("epsilon", epsilon=self.config["epsilon"]))
 
 
 # --------------------------------------------------------------------------- transformers

@@ -67,11 +67,12 @@ class Occlusion(Method):
                                  "(voxels between windows would get no relevance)",
                                  hint="Use a stride at most the window size on every axis.")
 
-    def cost_passes(self) -> int:
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
         # a batched forward-only pass costs about 2/3 of a batched forward+backward pass on
         # a CPU (measured, benchmarks/bench_estimate.py)
-        window = tuple(min(w, d) for w, d in zip(self.config["window"], _NOMINAL_CLIP, strict=True))
-        return max(1, window_positions(_NOMINAL_CLIP, window, self.config["stride"]) * 2 // 3)
+        size = tuple(clip) if clip is not None else _NOMINAL_CLIP
+        window = tuple(min(w, d) for w, d in zip(self.config["window"], size, strict=True))
+        return max(1, window_positions(size, window, self.config["stride"]) * 2 // 3)
 
     def _attribute(self, model: LoadedModel, x: torch.Tensor, target: torch.Tensor,
                    progress: ProgressFn | None = None) -> Attribution:

@@ -401,7 +401,7 @@ class ExtremalPerturbation(Method):
         "seed": Param(0, "seed of the initial mask's tie-breaking noise", low=0, high=2**31 - 1),
     }
 
-    def cost_passes(self) -> int:
+    def cost_passes(self, clip: tuple[int, ...] | None = None) -> int:
         per_iter = len(self.config["areas"]) * (2 if self.config["variant"] == "dual" else 1)
         # one mask's step costs about two clip passes: the clip is blended from the blur
         # pyramid and the gradient flows on to the mask grid (benchmarks/bench_estimate.py)
