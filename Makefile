@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 PORT    ?= 8501
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test venv lint bench samples train browser clean-cache
+.PHONY: run test journeys venv lint bench samples train browser clean-cache
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The browser journeys (not in `make test` while their driver still misses runs on a fast, idle machine).
+journeys: $(STAMP) browser
+	$(PY) -m pytest -q -m journey tests/test_browser_journeys.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check xai_core dashboard tests scripts benchmarks streamlit_app.py

@@ -37,7 +37,7 @@ from browser_helpers import (
     dashboard_server,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.journey]
 
 #: The random journey's seed (``XAI_JOURNEY_SEED`` overrides it).
 SEED = int(os.environ.get("XAI_JOURNEY_SEED", "20261128"))
