@@ -67,6 +67,18 @@ def _default(name: str, value: Any) -> None:
         st.session_state[K(name)] = value
 
 
+def _set(name: str, value: Any, shape: tuple = ()) -> None:
+    """Give a widget a value the script decided (a clamp, a filter) only when it differs, or
+    when ``shape`` changed: a slider's range is part of its identity, and Streamlit starts
+    a slider of a new range at its minimum unless its state is written. Any write sends the
+    value to the browser, which then drops what the user did meanwhile (keys pressed on a
+    slider while the page was running): so no write without a reason."""
+    seen = st.session_state.get(f"_shape_{name}", shape)
+    st.session_state[f"_shape_{name}"] = shape
+    if seen != shape or st.session_state.get(K(name)) != value:
+        st.session_state[K(name)] = value
+
+
 # --------------------------------------------------------------------------- model
 def model_inputs() -> None:
     st.header("Model")
@@ -109,11 +121,11 @@ def _own_file_input(slot: str, upload: Any, choices: list[str], label: str,
     else one of the models folder's files (``optional``: or none)."""
     if upload is not None:
         uploads().store(slot, upload.name, upload.getvalue())
-        st.session_state[K(slot)] = f"upload:{upload.name}"
+        _set(slot, f"upload:{upload.name}")
         return
     uploads().discard(slot)
     if not choices:
-        st.session_state[K(slot)] = None
+        _set(slot, None)
         return
     options = [None, *choices] if optional else list(choices)
     if st.session_state.get(K(slot)) not in options:
@@ -184,15 +196,16 @@ def _window_inputs(path: Path, clip_len: int) -> None:
     st.caption(f"{info.frames} frames, {info.width}×{info.height}, {info.fps:.3g} fps "
                f"({info.duration:.1f} s).")
     if info.frames <= clip_len:
-        st.session_state[K("start")], st.session_state[K("stride")] = 0, 1
+        _set("start", 0)
+        _set("stride", 1)
         return
     _default("stride", 1)
     max_stride = max(1, min(16, (info.frames - 1) // max(1, clip_len - 1)))
-    st.session_state[K("stride")] = min(int(st.session_state[K("stride")]), max_stride)
+    _set("stride", min(int(st.session_state[K("stride")]), max_stride))
     stride = st.number_input("Stride (take every n-th frame)", 1, max_stride, key=K("stride"))
     last_start = max(0, info.frames - 1 - (clip_len - 1) * int(stride))
     _default("start", 0)
-    st.session_state[K("start")] = min(int(st.session_state[K("start")]), last_start)
+    _set("start", min(int(st.session_state[K("start")]), last_start), shape=(last_start,))
     if last_start > 0:
         start = st.slider("Window start (frame)", 0, last_start, key=K("start"),
                           help="Which part of the video the model sees.")
@@ -270,7 +283,7 @@ def method_inputs() -> None:
     st.header("Methods")
     methods = {m.name: m for m in list_methods()}
     _default("methods", [m for m in DEFAULT_METHODS if m in methods] or list(methods)[:1])
-    st.session_state[K("methods")] = [m for m in st.session_state[K("methods")] if m in methods]
+    _set("methods", [m for m in st.session_state[K("methods")] if m in methods])
 
     def describe(name: str) -> str:
         return f"{name} ({methods[name].family})"
@@ -333,7 +346,7 @@ def _full_only_defaults(chosen: list[str], methods: dict) -> list[str]:
     current += [m for m in chosen if m not in known and m not in current
                 and methods[m].stops_early]
     st.session_state["_known_methods"] = list(chosen)
-    st.session_state[K("full_only")] = current
+    _set("full_only", current)
     return current
 
 

@@ -6,8 +6,9 @@ Chromium, and a :class:`Journey` that drives the page one user step at a time.
   port with a private result cache, its output captured in ``server.log``;
 * :class:`Journey` acts on widgets by their label (select, multiselect, radio, toggle,
   slider and number keys, text fields, uploads, keys on the page) and after every step
-  waits until the page has settled — the run the step started has finished and the page
-  stayed idle for a moment — then checks it: no exception box, no traceback in the server
+  waits until the page has settled — the page asked for a run (read from the websocket's
+  frames, :class:`RunWatch`), the server answered with a finished run and the page stayed
+  idle for a moment — then checks it: no exception box, no traceback in the server
   log since the previous step, no error box that the step did not expect. Each step is
   logged; a failure lists the steps so far.
 """
@@ -141,30 +142,74 @@ def player_frame(page, timeout_ms: int = LOAD_TIMEOUT_MS):
 
 
 # --------------------------------------------------------------------------- journeys
-#: Counts the page's script runs: each change of the app's run state away from anything
-#: but "running" (read from the record's old value: a run that is over before the
-#: observer's callback would be missed by reading the attribute then).
-_COUNT_RUNS = """
-window.__runs = 0;
-new MutationObserver(ms => { for (const m of ms) {
-  if (m.oldValue !== 'running') window.__runs++; }
-}).observe(document, {attributes: true, subtree: true, attributeOldValue: true,
-                      attributeFilter: ['data-test-script-state']});
-"""
-
-#: True once the page has been idle for ``quiet`` ms: run finished, connected, no status
-#: widget, spinner or progress bar (a finished run may start the next one at once).
-_SETTLED = """([quiet]) => {
+#: True while the page shows work: not connected, a run going, a status widget, spinner,
+#: progress bar or skeleton (a finished run may start the next one at once).
+_BUSY = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
-  const busy = !app || app.getAttribute('data-test-script-state') !== 'notRunning'
+  return !app || app.getAttribute('data-test-script-state') !== 'notRunning'
     || app.getAttribute('data-test-connection-state') !== 'CONNECTED'
-    || document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSpinner"],'
-                              + ' [data-testid="stProgress"], [data-testid="stSkeleton"]');
-  const now = performance.now();
-  if (busy) { window.__quiet = null; return false; }
-  if (window.__quiet == null) { window.__quiet = now; }
-  return now - window.__quiet >= quiet;
+    || !!document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSpinner"],'
+                                + ' [data-testid="stProgress"], [data-testid="stSkeleton"]');
 }"""
+
+
+class RunWatch:
+    """What the page and the server say to each other about runs, read from the frames
+    of Streamlit's websocket (``_stcore/stream``): every run the page asks for (a
+    ``rerun_script`` BackMsg: the page sent it, so none can be missed however fast the run
+    is) and whether a run that began after the last request has finished."""
+
+    def __init__(self, page) -> None:
+        self.requests = 0
+        self.requested_at = 0.0
+        self.started = self.finished = True
+        page.on("websocket", self._watch)
+
+    def _watch(self, ws) -> None:
+        if ws.url.endswith("/_stcore/stream"):
+            ws.on("framesent", self._sent)
+            ws.on("framereceived", self._received)
+
+    def _sent(self, payload: bytes | str) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        msg = BackMsg()
+        if isinstance(payload, bytes) and _parses(msg, payload) and \
+                msg.WhichOneof("type") == "rerun_script":
+            self.requests += 1
+            self.requested_at = time.monotonic()
+            self.started = self.finished = False
+
+    def _received(self, payload: bytes | str) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if not isinstance(payload, bytes) or len(payload) > 2**20:  # pictures: not a run's
+            return
+        msg = ForwardMsg()
+        if not _parses(msg, payload):
+            return
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            self.started = True
+        elif kind == "script_finished" and self.started and \
+                msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            self.finished = True
+
+    @property
+    def answered(self) -> bool:
+        """A run began after the page's last request and has finished."""
+        return self.finished
+
+
+def _parses(msg, payload: bytes) -> bool:
+    from google.protobuf.message import DecodeError
+
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError:
+        return False
+    return True
+
 
 #: True once a select box's list has been open for ``quiet`` ms.
 _LIST_OPEN = """([quiet]) => {
@@ -186,7 +231,7 @@ class JourneyError(AssertionError):
 class Journey:
     """One browser session on the dashboard, driven step by step and checked after each.
 
-    ``page``: a Playwright page (its script runs are counted from the next navigation);
+    ``page``: a Playwright page (its websocket is watched from the next navigation);
     ``log``: the server's log file, read from where it ended at the previous check.
     """
 
@@ -201,7 +246,7 @@ class Journey:
     shots: Path | None = None
 
     def __post_init__(self) -> None:
-        self.page.add_init_script(_COUNT_RUNS)
+        self.watch = RunWatch(self.page)
         self.offset = self.log.stat().st_size
         self.sidebar = self.page.locator('[data-testid="stSidebar"]')
         self.main = self.page.locator('[data-testid="stMain"]')
@@ -216,20 +261,17 @@ class Journey:
                 self.page.screenshot(path=str(shot))
         raise JourneyError(f"{self.name}: {why}\nsteps so far:\n{listing}")
 
-    def runs(self) -> int:
-        return int(self.page.evaluate("window.__runs || 0"))
-
     def step(self, what: str, action: Callable[[], object], rerun: bool = True,
              errors: str | None = None) -> None:
-        """Do ``action`` (``rerun``: it must run the page), wait for the page to settle,
-        check it. ``errors``: a pattern that error boxes of this step may match."""
+        """Do ``action`` (``rerun``: it must make the page ask for a run), wait for the page
+        to settle, check it. ``errors``: a pattern that error boxes of this step may match."""
         self.steps.append(what)
         t0 = time.monotonic()
-        before = self.runs()
+        before = self.watch.requests
         try:
             action()
-            if rerun:
-                self._run_started(before)
+            if rerun and not self._requested(before, 15_000):
+                self.fail("the step did not make the page ask for a run")
             self.settle()
         except JourneyError:
             raise
@@ -240,20 +282,34 @@ class Journey:
         self.times.append(time.monotonic() - t0)
         print(f"[{self.name}] {len(self.steps):3d}. {what} ({self.times[-1]:.1f} s)")
 
-    def _run_started(self, before: int) -> None:
-        """Wait until the page has started a run since ``before`` runs were counted. A run
-        that was over unseen (on a fast machine it can be) does not fail the step: the
-        page then settles, and every step checks its own effect afterwards."""
-        from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-        with contextlib.suppress(PlaywrightTimeout):
-            self.page.wait_for_function(f"() => (window.__runs || 0) > {before}",
-                                        timeout=15_000, polling=50)
+    def _requested(self, before: int, timeout_ms: int) -> bool:
+        """Wait until the page has asked for a run since ``before`` requests (a slider
+        sends its value a moment after the last key)."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.watch.requests <= before:
+            if time.monotonic() > deadline:
+                return False
+            self.page.wait_for_timeout(50)  # lets Playwright deliver the frame events
+        return True
 
     def settle(self, quiet_ms: int = 500) -> None:
-        self.page.evaluate("window.__quiet = null")
-        self.page.wait_for_function(_SETTLED, arg=[quiet_ms], timeout=self.timeout_ms,
-                                    polling=100)
+        """Wait until the server has answered the page's last request with a finished run
+        and the page has then been idle, without a new request, for ``quiet_ms``."""
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        quiet_since: float | None = None
+        while True:
+            now = time.monotonic()
+            busy = (not self.watch.answered or now - self.watch.requested_at < quiet_ms / 1000
+                    or self.page.evaluate(_BUSY))
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= quiet_ms / 1000:
+                return
+            if now > deadline:
+                raise TimeoutError(f"the page did not settle within {self.timeout_ms / 1000:.0f} s")
+            self.page.wait_for_timeout(100)
 
     def new_log(self) -> str:
         with open(self.log, errors="replace") as f:
@@ -320,16 +376,11 @@ class Journey:
         """Click ``option`` in the list of ``label`` until ``done()`` (or a run started):
         a click that lands while the list is redrawn (it is when the page re-runs under
         it) is lost, as a user's would be — who clicks again."""
-        before = self.runs()
+        before = self.watch.requests
         for _ in range(3):
             self._open_list(label).get_by_role("option", name=option, exact=True).click()
-            try:
-                self.page.wait_for_function(f"() => (window.__runs || 0) > {before}",
-                                            timeout=5_000, polling=50)
+            if self._requested(before, 5_000) or done():
                 return
-            except Exception:  # noqa: BLE001 - no run yet: was the click taken?
-                if done():
-                    return
         self.fail(f"choosing {option!r} in {label!r} had no effect")
 
     def select(self, label: str, option: str, **kw) -> None:

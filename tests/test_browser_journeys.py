@@ -104,9 +104,11 @@ def _explaining(j: Journey) -> str:
 
 def _says(j: Journey, pattern: str) -> None:
     """The main area shows text matching ``pattern`` (the page has settled already)."""
-    from playwright.sync_api import expect
-
-    expect(j.main.get_by_text(re.compile(pattern)).first).to_be_visible(timeout=10_000)
+    try:
+        j.main.get_by_text(re.compile(pattern)).first.wait_for(timeout=10_000)
+    except Exception:  # noqa: BLE001 - say what the page says instead
+        captions = j.main.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+        j.fail(f"the page does not say {pattern!r}; its captions: {captions[:6]}")
 
 
 def _small_video(path: Path, frames: int, seed: int = 5) -> Path:
