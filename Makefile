@@ -31,7 +31,7 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest -q
 
-# The browser journeys (not in `make test` while their driver still misses runs on a fast, idle machine).
+# Only the browser journeys (they are part of `make test` too).
 journeys: $(STAMP) browser
 	$(PY) -m pytest -q -m journey tests/test_browser_journeys.py
 

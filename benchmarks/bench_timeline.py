@@ -61,7 +61,7 @@ from xai_core.video.preprocess import normalise, resize_and_crop  # noqa: E402
 
 timeline_module = importlib.import_module("xai_core.timeline")  # the package exports the function
 
-from helpers import GOP, write_long_video  # noqa: E402
+from video_files import GOP, write_long_video  # noqa: E402
 
 FPS = 25  # the long video's frame rate (write_long_video's default)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import CHEAP, FullDiskWriter, GradientTimesInput, run_cli
+from helpers import CHEAP, GradientTimesInput, run_cli
+from video_files import FullDiskWriter
 
 from xai_core import cache as cache_mod
 from xai_core.cache import ResultCache

@@ -47,8 +47,8 @@ from helpers import (
     run_cli,
     upload,
     upload_files,
-    write_audio_only,
 )
+from video_files import write_audio_only
 
 from dashboard import sidebar
 from xai_core.errors import VideoError

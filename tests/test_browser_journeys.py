@@ -7,7 +7,7 @@ the per-frame plot, switching to one's own checkpoint with an uploaded clip, to 
 pretrained torchvision and a Hugging Face model with an uploaded clip, and a seeded random
 journey of at least 50 widget changes. After every step the page must settle
 without an exception on the page, a traceback in the server log or an error box the step
-did not ask for (:class:`browser_helpers.Journey`); a failure lists the steps so far.
+did not ask for (:class:`journey.Journey`); a failure lists the steps so far.
 
 One server for the module (private result cache: the journeys share it; an offline torch
 hub cache holding random r3d_18 weights under torchvision's file name, and the Hugging
@@ -27,15 +27,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from browser_helpers import (
-    CHROMIUM,
-    FLAGS,
-    PLAYER,
-    ROOT,
-    Journey,
-    JourneyError,
-    dashboard_server,
-)
+from browser_helpers import CHROMIUM, FLAGS, PLAYER, ROOT, dashboard_server
+from journey import Journey, JourneyError
 
 pytestmark = [pytest.mark.browser, pytest.mark.journey]
 

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from helpers import (
     WORLD_ARCH,
-    FullDiskWriter,
     assert_views,
     errors,
     own_app,
     upload,
     upload_files,
 )
+from video_files import FullDiskWriter
 
 from dashboard import export, resources
 from dashboard.resources import UploadFolder, folder_path, safe_file_name

@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import (
-    GOP,
     assert_nothing_written,
     assert_one_line_error,
-    write_long_video,
     write_model_files,
 )
 from helpers import run_cli as run
+from video_files import GOP, write_long_video
 
 import xai_core
 from xai_core import cache as cache_module

@@ -11,7 +11,7 @@ import decord
 import numpy as np
 import pytest
 import torch
-from helpers import write_audio_only
+from video_files import write_audio_only
 
 from xai_core.errors import ParameterError, VideoError
 from xai_core.models.spec import InputSpec
