@@ -16,29 +16,29 @@ headless), and measures inside the page:
 * **Play** — Space, then the intervals between shown frames against the clip's rate;
 * **Sync** — the player's Sync button until the views below say they show that frame
   (one fragment round trip, for reference).
+* **page load** — from opening the page until the player holds its pictures and the run
+  is over: first with an empty result cache (cold), then ``--cached`` times in a new
+  browser context (every result from the cache: start-up of a session, model load,
+  rendering).
 
-Run: ``.venv/bin/python benchmarks/bench_scrub.py [--steps 48] [--url URL]`` (``--url``:
+Run: ``.venv/bin/python benchmarks/bench_scrub.py [--steps 48] [--cached 2] [--url URL]`` (``--url``:
 an already running dashboard). Prints a Markdown section for ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PLAYER = 'iframe[title*="frame_player"]'
+sys.path.insert(0, str(ROOT / "tests"))
+from browser_helpers import CHROMIUM, FLAGS, PLAYER, dashboard_server  # noqa: E402
 
 #: Installed in the page: press times (page document) and picture changes (player iframe).
 INSTRUMENT = """() => {
@@ -75,58 +75,36 @@ SYNC = """() => new Promise(resolve => {
 })"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, XAI_CACHE_DIR=str(tmp / "cache"))
-    env.pop("XAI_MODELS_DIR", None)
-    log = open(tmp / "server.log", "w")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the Streamlit server did not start: " + (tmp / "server.log").read_text())
-
-
 def stats(values: list[float]) -> str:
     p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
     return f"{statistics.median(values):.1f} | {p90:.1f} | {max(values):.1f} | {len(values)}"
 
 
-def measure(url: str, steps: int, gap_ms: int) -> dict:
+def _ready(page, url: str):
+    """Open ``url``; wait until the frame player holds its pictures and Streamlit's status
+    widget is gone; return the player's frame."""
+    page.goto(url)
+    page.wait_for_selector(PLAYER, timeout=1_800_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=1_800_000, polling=250)
+    player = next(f for f in page.frames if "frame_player" in (f.url or ""))
+    player.wait_for_function("() => window.__player && window.__player.data")
+    return player
+
+
+def measure(url: str, steps: int, gap_ms: int, cached: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     out: dict = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1300})
             sent: list[float] = []
             page.on("websocket", lambda ws: ws.on("framesent", lambda _: sent.append(1)))
             tic = time.perf_counter()
-            page.goto(url)
-            page.wait_for_selector(PLAYER, timeout=1_800_000)
-            page.wait_for_function(
-                "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                timeout=1_800_000, polling=250)
-            player = next(f for f in page.frames if "frame_player" in (f.url or ""))
-            player.wait_for_function("() => window.__player && window.__player.data")
+            player = _ready(page, url)
             out["load_s"] = time.perf_counter() - tic
             out["payload_kb"] = player.evaluate(
                 "window.__player.data.pool.reduce((a, u) => a + u.length, 0)") / 1024
@@ -157,6 +135,13 @@ def measure(url: str, steps: int, gap_ms: int) -> dict:
             # Sync: one fragment round trip, timed in the page
             page.keyboard.press("ArrowRight")
             out["sync_ms"] = page.evaluate(SYNC)
+            out["cached_load_s"] = []
+            for _ in range(cached):  # a new browser context: every result from the cache
+                context = browser.new_context(viewport={"width": 1440, "height": 1300})
+                tic = time.perf_counter()
+                _ready(context.new_page(), url)
+                out["cached_load_s"].append(time.perf_counter() - tic)
+                context.close()
         finally:
             browser.close()
     return out
@@ -167,18 +152,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=48, help="→ presses")
     parser.add_argument("--gap", type=int, default=150, help="ms between presses")
     parser.add_argument("--url", help="an already running dashboard (default: start one)")
+    parser.add_argument("--cached", type=int, default=2,
+                        help="page loads again afterwards, every result from the cache")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-scrub-") as tmp:
-        proc = None
-        url = args.url
-        if url is None:
-            proc, url = start_server(Path(tmp))
-        try:
-            r = measure(url, args.steps, args.gap)
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+    with tempfile.TemporaryDirectory(prefix="bench-scrub-") as tmp, \
+            (contextlib.nullcontext(None) if args.url else dashboard_server(Path(tmp))) as server:
+        r = measure(args.url or server.url, args.steps, args.gap, args.cached)
     load = os.getloadavg()[0]
     print("### Scrub and Play in the browser (`bench_scrub.py`)\n")
     print(f"Bundled `motion`, first sample clip ({r['n']} frames), dtd + gradcam: "
@@ -200,6 +179,11 @@ def main() -> int:
               f"{1000 / r['fps']:.0f} ms).")
     print(f"Sync (one fragment round trip: the player's Sync pressed → the views below name "
           f"its frame): {r['sync_ms']:.0f} ms.")
+    if r["cached_load_s"]:
+        print("Page load: **cold {:.1f} s** (empty result cache{}), **cached {}** (a new "
+              "browser context, every result from the cache).".format(
+                  r["load_s"], "" if args.url is None else " unless the server had one",
+                  " and ".join(f"{t:.1f} s" for t in r["cached_load_s"])))
     return 0
 
 
