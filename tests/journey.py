@@ -310,15 +310,22 @@ class Journey:
         if not choice.locator("input").is_checked():
             self.fail(f"{label!r}: {option!r} is not chosen")
 
+    def _check_box(self, label: str):
+        return self.page.locator('[data-testid="stCheckbox"]').filter(
+            has=self.page.get_by_text(label, exact=True))
+
+    def is_on(self, label: str) -> bool:
+        """Whether a toggle or check box is on."""
+        return self._check_box(label).locator("input").is_checked()
+
     def toggle(self, label: str, **kw) -> bool:
         """Flip a toggle or check box; returns its new state."""
-        box = self.page.locator('[data-testid="stCheckbox"]').filter(
-            has=self.page.get_by_text(label, exact=True))
-        was = box.locator("input").is_checked()
+        box = self._check_box(label)
+        was = self.is_on(label)
         # the switch's track (the input itself is hidden; the label holds a help button)
         self.step(f"toggle {label!r} → {'off' if was else 'on'}",
                   lambda: box.locator("label > div").first.click(), **kw)
-        if box.locator("input").is_checked() == was:
+        if self.is_on(label) == was:
             self.fail(f"{label!r} did not change")
         return not was
 

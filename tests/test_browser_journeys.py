@@ -4,8 +4,9 @@ AppTest drives one step at a time; these tests drive sequences of steps in Debia
 Chromium (Playwright) on the dashboard's own server — changes of clip, model, window,
 stride, target, display settings and methods one after the other, scrubbing and clicking
 the per-frame plot, switching to one's own checkpoint with an uploaded clip, to a
-pretrained torchvision and a Hugging Face model with an uploaded clip, and a seeded random
-journey of at least 50 widget changes. After every step the page must settle
+pretrained torchvision and a Hugging Face model with an uploaded clip, a demonstration (two
+models with one scrubber, the movie and the offline report downloaded, the link opened in
+a new browser), and a seeded random journey of at least 50 widget changes. After every step the page must settle
 without an exception on the page, a traceback in the server log or an error box the step
 did not ask for (:class:`journey.Journey`); a failure lists the steps so far.
 
@@ -306,7 +307,84 @@ def test_pretrained_and_hugging_face_models_with_an_uploaded_clip(journey, serve
     _says(j, r"Model motion · clip holiday\.mp4")
 
 
-# --------------------------------------------------------------------------- 6: at random
+# --------------------------------------------------------------------------- 6: a demo
+def _pictures(j: Journey) -> int:
+    return int(j.player().evaluate("document.querySelectorAll('#views img').length"))
+
+
+def _download(j: Journey, button: str, folder: Path) -> Path:
+    """Click a download button (no run) and keep the file it gives."""
+    saved: list[Path] = []
+
+    def click() -> None:
+        with j.page.expect_download(timeout=600_000) as info:
+            j.main.get_by_role("button", name=button, exact=True).click()
+        saved.append(folder / info.value.suggested_filename)
+        info.value.save_as(saved[0])
+
+    j.step(f"download {button!r}", click, rerun=False)
+    return saved[0]
+
+
+def test_a_demo_two_models_exports_and_the_link(journey, server, browser, tmp_path):
+    """What a demonstration takes: the motion model beside the context-biased one on one
+    clip with one scrubber, both verdicts' numbers, the side-by-side movie and the report
+    downloaded (the report opens offline), and the link bringing the view back in a new
+    browser."""
+    from xai_core.video import probe
+
+    j = journey
+    j.open(server.url + START)
+    j.select("Sample clip", _sample("grow", j))
+    single = _pictures(j)
+    j.toggle("Compare with a second model")
+    _says(j, r"Two models on this clip:")
+    assert j.value("Second model").startswith("context-biased")
+    assert _pictures(j) > single, "the second model's views are not in the player"
+    j.radio("The second model explains", "its own predicted class")
+    j.keys("ArrowRight", "ArrowRight")
+    _player_shows(j, 2)
+    j.step("press Sync views below", j.player().locator("#sync").click)
+    _says(j, r"show frame 2\.")
+    assert j.main.get_by_text(re.compile(r"of the evidence for")).count() >= 1  # a verdict
+
+    movie = _download(j, "Side-by-side video (mp4)", tmp_path)
+    info = probe(movie)
+    assert info.frames == 16 and info.width > 2 * info.height, info
+
+    report = _download(j, "Report (HTML)", tmp_path)
+    offline = browser.new_context(offline=True)
+    try:
+        page = offline.new_page()
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if r.url.startswith("http") else None)
+        page.goto(report.as_uri())
+        assert "grow" in page.locator("body").inner_text()
+        page.wait_for_function("() => Array.from(document.images).length > 0 && "
+                               "Array.from(document.images).every(i => i.naturalWidth > 0)",
+                               timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the plot draws
+        assert asked == [], f"the report asks the network for {asked}"
+    finally:
+        offline.close()
+
+    link = j.main.locator('[data-testid="stCode"]').filter(has_text="?").last.inner_text()
+    assert "compare=" in link and "frame=2" in link, link
+    other = browser.new_context(viewport={"width": 1440, "height": 1100})
+    try:
+        again = Journey(other.new_page(), server.log, j.name + " (the link)", shots=OUT)
+        again.open(link.strip())
+        assert again.value("Sample clip").startswith("grow")
+        assert again.is_on("Compare with a second model")
+        _says(again, r"Two models on this clip:")
+        _player_shows(again, 2)
+        assert _pictures(again) == _pictures(j)
+        j.steps += again.steps
+    finally:
+        other.close()
+
+
+# --------------------------------------------------------------------------- 7: at random
 def _checked(j: Journey, group: str) -> str:
     return j.page.get_by_role("radiogroup", name=group, exact=True).locator(
         '[data-testid="stRadioOption"]:has(input:checked)').inner_text().strip()
