@@ -178,6 +178,14 @@ def test_window_stride_target_methods_and_options_of_an_uploaded_video(journey, 
     j.slide("Window start (frame)", "ArrowRight", 3)
     _says(j, r"video frames 11–26\)")
     j.add("Explanation methods", "gradcam (cam)")
+    opens = j.main.get_by_role("button", name="Open", exact=True)  # the timeline strip
+    j.step("open the timeline's second window", opens.nth(1).click)
+    start = int(j.slider_value("Window start (frame)"))
+    assert start != 11
+    _says(j, rf"video frames {start}–{start + 15}\)")
+    assert j.main.get_by_role("button", name="Shown", exact=True).count() == 1
+    j.slide("Window start (frame)", "Home")  # the sidebar moves away from it again
+    _says(j, r"video frames 0–15\)")
 
 
 # --------------------------------------------------------------------------- 3: scrubbing
