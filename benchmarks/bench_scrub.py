@@ -21,8 +21,8 @@ headless), and measures inside the page:
   browser context (every result from the cache: start-up of a session, model load,
   rendering).
 
-Run: ``.venv/bin/python benchmarks/bench_scrub.py [--steps 48] [--cached 2] [--url URL]`` (``--url``:
-an already running dashboard). Prints a Markdown section for ``benchmarks/RESULTS.md``.
+Run: ``.venv/bin/python benchmarks/bench_scrub.py [--steps 48] [--cached 2] [--url URL]``
+(``--url``: an already running dashboard). Prints a Markdown section for ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
