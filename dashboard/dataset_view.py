@@ -20,7 +20,8 @@ with :func:`xai_core.evaluation.open_run` (finished, still going or killed half-
 
 The page is chosen by a radio at the top of the sidebar (widget key ``s_page``). While
 this page is shown the clip page's widgets are not drawn; their values are kept
-(:func:`page_choice`), except an uploaded video, which has to be uploaded again. Run
+(:func:`page_choice`), except an uploaded video, which has to be uploaded again — and the
+same for this page's folder, filters and clip while the clip page is shown. Run
 folders are typed as a path (relative paths are read under ``$XAI_RUNS_DIR``) or, with
 ``$XAI_RUNS_DIR`` set, picked from the runs in it.
 """
@@ -55,6 +56,10 @@ PAGE, FOLDER, PICK, CLIP = "s_page", "ds_folder", "ds_pick", "ds_clip"
 PAGES = {"clip": "Explore a clip", "dataset": "Open an evaluation"}
 SLOT = Slot("_explanation_ds", " (evaluation clip)")
 _OPEN = "_ds_open"  # (folder, clip id) opened in the views
+_SHOWN = "_page_shown"  # the page of the previous run
+#: The dataset page's widgets, kept while the clip page is shown.
+_DATASET_KEYS = (FOLDER, PICK, CLIP, "ds_classes", "ds_correct", "ds_method", "ds_metric",
+                 "ds_quantity")
 _ALL = "all"
 
 
@@ -66,9 +71,16 @@ def page_choice() -> str:
     page = st.radio("Page", list(PAGES), key=PAGE, format_func=PAGES.get, horizontal=True,
                     label_visibility="collapsed")
     # the other page's widgets are not drawn: keep their values (set by the script, a
-    # value stays when its widget is absent)
-    keep = ([k for k in st.session_state if str(k).startswith(("s_", "p_")) and k != PAGE]
-            if page == "dataset" else [k for k in (FOLDER,) if k in st.session_state])
+    # value stays when its widget is absent) — and on the run that shows a page again, set
+    # its own widgets' values too: they are new to the browser, which would otherwise draw
+    # them with their defaults (an empty run folder) while the server keeps the old value
+    clip_keys = [k for k in st.session_state if str(k).startswith(("s_", "p_")) and k != PAGE]
+    dataset_keys = [k for k in _DATASET_KEYS if k in st.session_state]
+    switched = st.session_state.get(_SHOWN, page) != page
+    st.session_state[_SHOWN] = page
+    keep = clip_keys if page == "dataset" else dataset_keys
+    if switched:
+        keep += dataset_keys if page == "dataset" else clip_keys
     for key in keep:
         st.session_state[key] = st.session_state[key]
     return page

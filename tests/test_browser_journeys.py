@@ -6,7 +6,8 @@ stride, target, display settings and methods one after the other, scrubbing and 
 the per-frame plot, switching to one's own checkpoint with an uploaded clip, to a
 pretrained torchvision and a Hugging Face model with an uploaded clip, a demonstration (two
 models with one scrubber, the movie and the offline report downloaded, the link opened in
-a new browser), and a seeded random journey of at least 50 widget changes. After every
+a new browser), an evaluation run opened on the dataset page and back, and a seeded random
+journey of at least 50 widget changes. After every
 step the page must settle without an exception on the page, a traceback in the server log
 or an error box the step did not ask for (:class:`journey.Journey`); a failure lists the
 steps so far.
@@ -393,7 +394,62 @@ def test_a_demo_two_models_exports_and_the_link(journey, server, browser, tmp_pa
         other.close()
 
 
-# --------------------------------------------------------------------------- 7: at random
+# --------------------------------------------------------------------------- 7: a dataset
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """An evaluation run of three synthetic clips with the bundled motion model."""
+    import torch
+
+    from xai_core.evaluation import ModelRef, run_evaluation, synthetic_items
+
+    out = tmp_path_factory.mktemp("evaluation") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = ModelRef.of("motion")
+        run_evaluation(ref.load(device="cpu"), synthetic_items(3, 0.5), ["gradcam", "gradient"],
+                       out, metrics=["motion_share"], show_progress=False, report=False,
+                       model_ref=ref)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_an_evaluation_run_and_back_to_the_clip(journey, server, run_folder):
+    """From the clip page to an evaluation run (its table filtered, a clip opened with the
+    run's settings and scrubbed) and back: each page keeps what was chosen on it."""
+    j = journey
+    j.open(server.url + START)
+    colours = j.options("Colour map")
+    j.select("Colour map", colours[2])
+    j.radio("Page", "Open an evaluation")
+    _says(j, r"Type the folder of an evaluation run")
+    j.text("Run folder", str(run_folder))
+    _says(j, r"3 of 3 clips done")
+    j.select("Method", "gradient")
+    j.radio("Clips", "correct")
+    j.radio("Clips", "all")
+    clips = j.options("Clip")
+    assert len(clips) == 3, clips
+    j.select("Clip", clips[1])
+    j.step("press Open this clip", j.main.get_by_role("button", name="Open this clip").click)
+    _says(j, rf"Clip {re.escape(clips[1])} — ground truth")
+    j.player()
+    j.keys("ArrowRight", "ArrowRight", "ArrowRight")
+    _player_shows(j, 3)
+    j.radio("Page", "Explore a clip")
+    assert j.value("Colour map") == colours[2]  # kept while the other page was shown
+    j.player()
+    j.radio("Page", "Open an evaluation")
+    assert j.page.get_by_role("textbox", name="Run folder").input_value() == str(run_folder)
+    assert j.value("Method") == "gradient" and j.value("Clip") == clips[1]
+    _says(j, rf"Clip {re.escape(clips[1])} — ground truth")  # still open
+    j.select("Method", "gradcam")  # the page works on: the views show the other method
+    j.radio("Page", "Explore a clip")
+    j.select("Colour map", colours[0])
+
+
+# --------------------------------------------------------------------------- 8: at random
 def _checked(j: Journey, group: str) -> str:
     return j.page.get_by_role("radiogroup", name=group, exact=True).locator(
         '[data-testid="stRadioOption"]:has(input:checked)').inner_text().strip()

@@ -91,12 +91,14 @@ def test_open_a_clip_shows_it_with_the_runs_settings(run_folder):
     (player,) = at.get("component_instance")
     assert "gradcam" in player.proto.json_args and "gradient" in player.proto.json_args
     # to the clip page and back: each page keeps what was chosen on it
+    at.selectbox(key="ds_method").set_value("gradient").run()
     at.sidebar.radio(key="s_page").set_value("clip").run()
     assert not at.exception
     at.sidebar.slider(key="s_sigma").set_value(2.0).run()
     at.sidebar.radio(key="s_page").set_value("dataset").run()
     assert_healthy(at)
     assert at.sidebar.text_input(key="ds_folder").value == str(run_folder)
+    assert at.selectbox(key="ds_method").value == "gradient"  # the filters too
     assert any(f"Clip **{clip_id}**" in c.value for c in at.caption)  # still open
     at.sidebar.radio(key="s_page").set_value("clip").run()
     assert not at.exception and at.sidebar.slider(key="s_sigma").value == 2.0
