@@ -7,10 +7,9 @@ the per-frame plot, switching to one's own checkpoint with an uploaded clip, to 
 pretrained torchvision and a Hugging Face model with an uploaded clip, a demonstration (two
 models with one scrubber, the movie and the offline report downloaded, the link opened in
 a new browser), an evaluation run opened on the dataset page and back, and a seeded random
-journey of at least 50 widget changes. After every
-step the page must settle without an exception on the page, a traceback in the server log
-or an error box the step did not ask for (:class:`journey.Journey`); a failure lists the
-steps so far.
+journey of at least 50 widget changes. After every step the page must settle without an
+exception on the page, a traceback in the server log or an error box the step did not ask
+for (:class:`journey.Journey`); a failure lists the steps so far.
 
 One server for the module (private result cache: the journeys share it; an offline torch
 hub cache holding random r3d_18 weights under torchvision's file name, and the Hugging
