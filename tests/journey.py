@@ -140,9 +140,11 @@ class Journey:
         raise JourneyError(f"{self.name}: {why}\nsteps so far:\n{listing}")
 
     def step(self, what: str, action: Callable[[], object], rerun: bool = True,
-             errors: str | None = None) -> None:
+             errors: str | None = None, until: Callable[[], object] | None = None) -> None:
         """Do ``action`` (``rerun``: it must make the page ask for a run), wait for the page
-        to settle, check it. ``errors``: a pattern that error boxes of this step may match."""
+        to settle — or, with ``until``, for what ``until`` waits for (a step taken while a
+        computation goes on) —, check it. ``errors``: a pattern that error boxes of this
+        step may match."""
         self.steps.append(what)
         t0 = time.monotonic()
         before = self.watch.requests
@@ -150,7 +152,7 @@ class Journey:
             action()
             if rerun and not self._requested(before, 15_000):
                 self.fail("the step did not make the page ask for a run")
-            self.settle()
+            (until or self.settle)()
         except JourneyError:
             raise
         except Exception as exc:  # noqa: BLE001 - a Playwright timeout: say where
@@ -163,8 +165,17 @@ class Journey:
     def _requested(self, before: int, timeout_ms: int) -> bool:
         """Wait until the page has asked for a run since ``before`` requests (a slider
         sends its value a moment after the last key)."""
+        return self.wait(lambda: self.watch.requests > before, timeout_ms)
+
+    def run_began(self, timeout_ms: int = 60_000) -> None:
+        """Wait until the server has begun a run after the page's last request."""
+        if not self.wait(lambda: self.watch.started, timeout_ms):
+            self.fail("the server began no run for the page's last request")
+
+    def wait(self, condition: Callable[[], bool], timeout_ms: int) -> bool:
+        """Wait until ``condition()`` (of what the websocket said); False when timed out."""
         deadline = time.monotonic() + timeout_ms / 1000
-        while self.watch.requests <= before:
+        while not condition():
             if time.monotonic() > deadline:
                 return False
             self.page.wait_for_timeout(50)  # lets Playwright deliver the frame events
@@ -253,10 +264,14 @@ class Journey:
     def _pick(self, label: str, option: str, done: Callable[[], bool]) -> None:
         """Click ``option`` in the list of ``label`` until ``done()`` (or a run started):
         a click that lands while the list is redrawn (it is when the page re-runs under
-        it) is lost, as a user's would be — who clicks again."""
+        it) is lost, as a user's would be — who clicks again. An option the list does not
+        draw (it draws the first few of a long list) is typed to filter it."""
         before = self.watch.requests
         for _ in range(3):
-            self._open_list(label).get_by_role("option", name=option, exact=True).click()
+            choice = self._open_list(label).get_by_role("option", name=option, exact=True)
+            if not choice.count():
+                self.page.keyboard.type(option.split(" (")[0])
+            choice.click()
             if self._requested(before, 5_000) or done():
                 return
         self.fail(f"choosing {option!r} in {label!r} had no effect")

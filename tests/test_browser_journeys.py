@@ -6,8 +6,9 @@ stride, target, display settings and methods one after the other, scrubbing and 
 the per-frame plot, switching to one's own checkpoint with an uploaded clip, to a
 pretrained torchvision and a Hugging Face model with an uploaded clip, a demonstration (two
 models with one scrubber, the movie and the offline report downloaded, the link opened in
-a new browser), an evaluation run opened on the dataset page and back, and a seeded random
-journey of at least 50 widget changes. After every step the page must settle without an
+a new browser), an evaluation run opened on the dataset page and back, a slow method
+started, changed under way and cancelled, and a seeded random journey of at least 50 widget
+changes. After every step the page must settle without an
 exception on the page, a traceback in the server log or an error box the step did not ask
 for (:class:`journey.Journey`); a failure lists the steps so far.
 
@@ -448,7 +449,42 @@ def test_an_evaluation_run_and_back_to_the_clip(journey, server, run_folder):
     j.select("Colour map", colours[0])
 
 
-# --------------------------------------------------------------------------- 8: at random
+# --------------------------------------------------------------------------- 8: a slow method
+SLOW = "extremal-perturbation (perturbation)"
+
+
+def test_a_slow_method_started_changed_under_way_and_cancelled(journey, server):
+    """A method that needs Start: its estimate beside the views already there, Start, a
+    display setting changed while it computes (the computation goes on, the previous views
+    stay), Cancel, and the method removed again."""
+    j = journey
+    progress = j.main.locator('[data-testid="stProgress"]')
+
+    def computing() -> None:  # the job's progress bar, the previous views kept meanwhile
+        j.run_began()
+        progress.first.wait_for(timeout=120_000)
+        _says(j, r"the views below still show the previous one")
+        j.player()
+
+    j.open(server.url + START)
+    j.add("Explanation methods", SLOW)
+    _says(j, r"runs [\d,]+ model passes")
+    start = j.main.get_by_role("button", name=re.compile(r"^Start \("))
+    assert start.count() == 1
+    j.player()  # Grad-CAM's views stay while the estimate waits for Start
+    j.step("press Start", start.click, until=computing)
+    j.select("Colour map", j.options("Colour map")[3], until=computing)
+    j.radio("Show relevance", "as a heat map", until=computing)
+    j.step("press Cancel", j.main.get_by_role("button", name="Cancel", exact=True).click)
+    _says(j, r"Computation cancelled")
+    assert j.main.get_by_role("button", name="Explain", exact=True).count() == 1
+    j.remove("Explanation methods", SLOW)
+    assert j.chosen("Explanation methods") == ["gradcam (cam)"]
+    assert progress.count() == 0 and j.main.get_by_text("Computation cancelled").count() == 0
+    j.player()
+
+
+# --------------------------------------------------------------------------- 9: at random
 def _checked(j: Journey, group: str) -> str:
     return j.page.get_by_role("radiogroup", name=group, exact=True).locator(
         '[data-testid="stRadioOption"]:has(input:checked)').inner_text().strip()
