@@ -8,9 +8,9 @@ pretrained torchvision and a Hugging Face model with an uploaded clip, a demonst
 models with one scrubber, the movie and the offline report downloaded, the link opened in
 a new browser), an evaluation run opened on the dataset page and back, a slow method
 started, changed under way and cancelled, and a seeded random journey of at least 50 widget
-changes. After every step the page must settle without an
-exception on the page, a traceback in the server log or an error box the step did not ask
-for (:class:`journey.Journey`); a failure lists the steps so far.
+changes. After every step the page must settle without an exception on the page, a
+traceback in the server log or an error box the step did not ask for
+(:class:`journey.Journey`); a failure lists the steps so far.
 
 One server for the module (private result cache: the journeys share it; an offline torch
 hub cache holding random r3d_18 weights under torchvision's file name, and the Hugging
@@ -339,8 +339,8 @@ def _download(j: Journey, button: str, folder: Path) -> Path:
 def test_a_demo_two_models_exports_and_the_link(journey, server, browser, tmp_path):
     """What a demonstration takes: the motion model beside the context-biased one on one
     clip with one scrubber, both verdicts' numbers, the side-by-side movie and the report
-    downloaded (the report opens offline), and the link bringing the view back in a new
-    browser."""
+    downloaded (the report opens offline), and the link and the settings file each bringing
+    the view back in a new browser."""
     from xai_core.video import probe
 
     j = journey
@@ -380,18 +380,29 @@ def test_a_demo_two_models_exports_and_the_link(journey, server, browser, tmp_pa
 
     link = j.main.locator('[data-testid="stCode"]').filter(has_text="?").last.inner_text()
     assert "compare=" in link and "frame=2" in link, link
-    other = browser.new_context(viewport={"width": 1440, "height": 1100})
-    try:
-        again = Journey(other.new_page(), server.log, j.name + " (the link)", shots=OUT)
+    settings = _download(j, "Settings (JSON)", tmp_path)
+
+    def open_link(again: Journey) -> None:
         again.open(link.strip())
-        assert again.value("Sample clip").startswith("grow")
-        assert again.is_on("Compare with a second model")
-        _says(again, r"Two models on this clip:")
-        _player_shows(again, 2)
-        assert _pictures(again) == _pictures(j)
-        j.steps += again.steps
-    finally:
-        other.close()
+
+    def load_settings(again: Journey) -> None:
+        again.open(server.url + START)
+        again.expand("Load settings (JSON)")
+        again.upload("Settings saved with the Export button", settings)
+
+    for how, reopen in (("the link", open_link), ("the settings file", load_settings)):
+        context = browser.new_context(viewport={"width": 1440, "height": 1100})
+        try:
+            again = Journey(context.new_page(), server.log, f"{j.name} ({how})", shots=OUT)
+            reopen(again)
+            assert again.value("Sample clip").startswith("grow"), how
+            assert again.is_on("Compare with a second model"), how
+            _says(again, r"Two models on this clip:")
+            _player_shows(again, 2)
+            assert _pictures(again) == _pictures(j), how
+            j.steps += [f"{how}: {step}" for step in again.steps]
+        finally:
+            context.close()
 
 
 # --------------------------------------------------------------------------- 7: a dataset
