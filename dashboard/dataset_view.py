@@ -49,6 +49,7 @@ from . import verdict as verdict_view
 from .compute import Slot, build_tolerant, obtain, wait_pending
 from .display import percent, probability, scales_for, shown_method
 from .settings import Settings
+from .widget_state import keep_hidden
 
 #: Folder of evaluation runs offered in the sidebar (optional).
 RUNS_DIR_ENV = "XAI_RUNS_DIR"
@@ -56,7 +57,6 @@ PAGE, FOLDER, PICK, CLIP = "s_page", "ds_folder", "ds_pick", "ds_clip"
 PAGES = {"clip": "Explore a clip", "dataset": "Open an evaluation"}
 SLOT = Slot("_explanation_ds", " (evaluation clip)")
 _OPEN = "_ds_open"  # (folder, clip id) opened in the views
-_SHOWN = "_page_shown"  # the page of the previous run
 #: The dataset page's widgets, kept while the clip page is shown.
 _DATASET_KEYS = (FOLDER, PICK, CLIP, "ds_classes", "ds_correct", "ds_method", "ds_metric",
                  "ds_quantity")
@@ -70,19 +70,8 @@ def page_choice() -> str:
         st.session_state[PAGE] = "clip"
     page = st.radio("Page", list(PAGES), key=PAGE, format_func=PAGES.get, horizontal=True,
                     label_visibility="collapsed")
-    # the other page's widgets are not drawn: keep their values (set by the script, a
-    # value stays when its widget is absent) — and on the run that shows a page again, set
-    # its own widgets' values too: they are new to the browser, which would otherwise draw
-    # them with their defaults (an empty run folder) while the server keeps the old value
     clip_keys = [k for k in st.session_state if str(k).startswith(("s_", "p_")) and k != PAGE]
-    dataset_keys = [k for k in _DATASET_KEYS if k in st.session_state]
-    switched = st.session_state.get(_SHOWN, page) != page
-    st.session_state[_SHOWN] = page
-    keep = clip_keys if page == "dataset" else dataset_keys
-    if switched:
-        keep += dataset_keys if page == "dataset" else clip_keys
-    for key in keep:
-        st.session_state[key] = st.session_state[key]
+    keep_hidden("page", page, {"clip": clip_keys, "dataset": _DATASET_KEYS})
     return page
 
 

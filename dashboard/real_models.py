@@ -43,6 +43,10 @@ SOURCES = {"bundled": "Bundled", "own": "My own checkpoint",
 EXTERNAL = ("pretrained", "hf")
 #: Widget keys (``s_<name>`` like the settings').
 SOURCE, ARCH, WEIGHTS, HF = "s_model_source", "s_arch", "s_weights", "s_hf"
+#: The widgets of each source, kept while another source is shown (the bundled model's
+#: name, the own checkpoint's architecture and files: keys of the sidebar's widgets).
+SOURCE_WIDGETS = {"bundled": ["s_model"], "own": [ARCH, "s_checkpoint", "s_classes"],
+                  "pretrained": [ARCH, WEIGHTS], "hf": [HF]}
 #: The weights chosen first: torchvision's own recommendation for the architecture.
 DEFAULT_WEIGHTS = "DEFAULT"
 #: What the page says while a source has no model chosen yet.

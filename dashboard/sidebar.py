@@ -57,46 +57,30 @@ from .settings import (
     request_settings,
     widget_key,
 )
+from .widget_state import assign, keep_hidden, set_default
 
 K = widget_key
-
-
-def _default(name: str, value: Any) -> None:
-    """Give a widget its first value through session state (never both ways at once)."""
-    if K(name) not in st.session_state:
-        st.session_state[K(name)] = value
-
-
-def _set(name: str, value: Any, shape: tuple = ()) -> None:
-    """Give a widget a value the script decided (a clamp, a filter) only when it differs, or
-    when ``shape`` changed: a slider's range is part of its identity, and Streamlit starts
-    a slider of a new range at its minimum unless its state is written. Any write sends the
-    value to the browser, which then drops what the user did meanwhile (keys pressed on a
-    slider while the page was running): so no write without a reason."""
-    seen = st.session_state.get(f"_shape_{name}", shape)
-    st.session_state[f"_shape_{name}"] = shape
-    if seen != shape or st.session_state.get(K(name)) != value:
-        st.session_state[K(name)] = value
 
 
 # --------------------------------------------------------------------------- model
 def model_inputs() -> None:
     st.header("Model")
-    _default("model_source", "bundled")
+    set_default(K("model_source"), "bundled")
     source = st.radio("Model", list(real_models.SOURCES), key=K("model_source"), horizontal=True,
                       format_func=real_models.SOURCES.get, label_visibility="collapsed")
+    keep_hidden("model_source", source, real_models.SOURCE_WIDGETS)
     if source in real_models.EXTERNAL:
         return real_models.model_inputs(source)
     if source == "bundled":
         names = bundled_model_names()
-        _default("model", names[0] if names else "motion")
+        set_default(K("model"), names[0] if names else "motion")
         if st.session_state[K("model")] not in names:
             st.session_state[K("model")] = names[0]
         name = st.selectbox("Bundled model", names, key=K("model"))
         st.caption(get_spec(name).description)
         return real_models.show_card(spec_card(get_spec(name)))
     archs = architectures()
-    _default("arch", archs[0])
+    set_default(K("arch"), archs[0])
     st.selectbox("Architecture", archs, key=K("arch"),
                  format_func=lambda a: f"{a} — {get_spec(a).description}")
     ckpt = st.file_uploader("Checkpoint (state dict, .pt/.pth)", type=["pt", "pth"],
@@ -121,11 +105,11 @@ def _own_file_input(slot: str, upload: Any, choices: list[str], label: str,
     else one of the models folder's files (``optional``: or none)."""
     if upload is not None:
         uploads().store(slot, upload.name, upload.getvalue())
-        _set(slot, f"upload:{upload.name}")
+        assign(K(slot), f"upload:{upload.name}")
         return
     uploads().discard(slot)
     if not choices:
-        _set(slot, None)
+        assign(K(slot), None)
         return
     options = [None, *choices] if optional else list(choices)
     if st.session_state.get(K(slot)) not in options:
@@ -139,7 +123,7 @@ def clip_inputs(spec: InputSpec) -> tuple[Path | None, str | None]:
     """Draw the clip choice; return (video path, ground-truth caption) or (None, None)."""
     st.header("Clip")
     catalogue = samples.sample_clips()
-    _default("clip_source", "sample" if catalogue else "upload")
+    set_default(K("clip_source"), "sample" if catalogue else "upload")
     source = st.radio("Clip", ["sample", "upload"], key=K("clip_source"), horizontal=True,
                       format_func={"sample": "Sample clip", "upload": "Upload a video"}.get,
                       label_visibility="collapsed")
@@ -150,7 +134,7 @@ def clip_inputs(spec: InputSpec) -> tuple[Path | None, str | None]:
             st.warning("No sample clips are installed; upload a video instead.")
             return None, None
         by_name = {s.name: s for s in catalogue}
-        _default("sample", catalogue[0].name)
+        set_default(K("sample"), catalogue[0].name)
         if st.session_state[K("sample")] not in by_name:
             st.session_state[K("sample")] = catalogue[0].name
         name = st.selectbox("Sample clip", list(by_name), key=K("sample"),
@@ -196,16 +180,16 @@ def _window_inputs(path: Path, clip_len: int) -> None:
     st.caption(f"{info.frames} frames, {info.width}×{info.height}, {info.fps:.3g} fps "
                f"({info.duration:.1f} s).")
     if info.frames <= clip_len:
-        _set("start", 0)
-        _set("stride", 1)
+        assign(K("start"), 0)
+        assign(K("stride"), 1)
         return
-    _default("stride", 1)
+    set_default(K("stride"), 1)
     max_stride = max(1, min(16, (info.frames - 1) // max(1, clip_len - 1)))
-    _set("stride", min(int(st.session_state[K("stride")]), max_stride))
+    assign(K("stride"), min(int(st.session_state[K("stride")]), max_stride))
     stride = st.number_input("Stride (take every n-th frame)", 1, max_stride, key=K("stride"))
     last_start = max(0, info.frames - 1 - (clip_len - 1) * int(stride))
-    _default("start", 0)
-    _set("start", min(int(st.session_state[K("start")]), last_start), shape=(last_start,))
+    set_default(K("start"), 0)
+    assign(K("start"), min(int(st.session_state[K("start")]), last_start), shape=(last_start,))
     if last_start > 0:
         start = st.slider("Window start (frame)", 0, last_start, key=K("start"),
                           help="Which part of the video the model sees.")
@@ -282,8 +266,8 @@ def target_input(expl: Explanation) -> None:
 def method_inputs() -> None:
     st.header("Methods")
     methods = {m.name: m for m in list_methods()}
-    _default("methods", [m for m in DEFAULT_METHODS if m in methods] or list(methods)[:1])
-    _set("methods", [m for m in st.session_state[K("methods")] if m in methods])
+    set_default(K("methods"), [m for m in DEFAULT_METHODS if m in methods] or list(methods)[:1])
+    assign(K("methods"), [m for m in st.session_state[K("methods")] if m in methods])
 
     def describe(name: str) -> str:
         return f"{name} ({methods[name].family})"
@@ -307,23 +291,23 @@ def method_inputs() -> None:
                             "for optimisation methods (extremal perturbation) that is one more "
                             "optimisation per frame. Listed methods get full and selective "
                             "relevance only. Methods that stop early are listed when chosen.")
-        _default("slice", DEFAULT_OPTIONS.slice)
+        set_default(K("slice"), DEFAULT_OPTIONS.slice)
         st.selectbox("Spatial slice of a freeze-frame explanation", SLICES, key=K("slice"),
                      help="same: frame t's own slice (a still clip has zero motion relevance); "
                           "first: slice 0, as the paper's scripts; mean: the mean over slices.")
-        _default("normalise", DEFAULT_OPTIONS.normalise)
+        set_default(K("normalise"), DEFAULT_OPTIONS.normalise)
         st.selectbox("Scaling before the split", DECOMP_NORMALISATIONS, key=K("normalise"),
                      help="none keeps the method's units (full = spatial + temporal); max-abs is "
                           "the paper's choice (unit-less).")
-        _default("sigma", DEFAULT_OPTIONS.sigma)
+        set_default(K("sigma"), DEFAULT_OPTIONS.sigma)
         sigma = float(st.session_state[K("sigma")])  # a loaded file may go beyond the slider
         st.slider("Selective threshold n (keep |∂R/∂t| > n·σ)", min(SIGMA_SLIDER[0], sigma),
                   max(SIGMA_SLIDER[1], sigma), step=0.5, key=K("sigma"),
                   help="Hiley et al. (2020) uses 4 and says to tune it per task: lower keeps more "
                        "voxels as 'motion'.")
-        _default("sobel_border", DEFAULT_OPTIONS.sobel_border)
+        set_default(K("sobel_border"), DEFAULT_OPTIONS.sobel_border)
         st.selectbox("Temporal border of the derivative", SOBEL_BORDERS, key=K("sobel_border"))
-        _default("selective", DEFAULT_OPTIONS.selective)
+        set_default(K("selective"), DEFAULT_OPTIONS.selective)
         st.selectbox("Selective relevance", selective_variants(), key=K("selective"),
                      format_func=lambda v: f"{v} — {SELECTIVE_VARIANTS[v].summary}",
                      help=SELECTIVE_HELP)  # the core's text, as the CLI's --selective
@@ -346,7 +330,7 @@ def _full_only_defaults(chosen: list[str], methods: dict) -> list[str]:
     current += [m for m in chosen if m not in known and m not in current
                 and methods[m].stops_early]
     st.session_state["_known_methods"] = list(chosen)
-    _set("full_only", current)
+    assign(K("full_only"), current)
     return current
 
 
@@ -399,30 +383,30 @@ def _param_widget(pname: str, p: Any, key: str) -> Any:
 # --------------------------------------------------------------------------- display
 def display_inputs() -> None:
     st.header("Display")
-    _default("panel", "overlay")
+    set_default(K("panel"), "overlay")
     st.radio("Show relevance", ["overlay", "heatmap"], key=K("panel"), horizontal=True,
              format_func={"overlay": "on the frame", "heatmap": "as a heat map"}.get)
-    _default("show_selective", False)
+    set_default(K("show_selective"), False)
     st.toggle("Motion panel: selective relevance", key=K("show_selective"),
               help="Show only voxels whose relevance changes sharply in time (Hiley et al. 2020) "
                    "instead of the temporal part of the discriminative split.")
     cmaps = list(render.DIVERGING_CMAPS + render.SEQUENTIAL_CMAPS)
-    _default("cmap", "bwr")
+    set_default(K("cmap"), "bwr")
     st.selectbox("Colour map", cmaps, key=K("cmap"),
                  format_func=lambda c: c + (" (centred on zero)" if render.is_diverging(c)
                                             else " (positive only)"))
-    _default("grey", True)
+    set_default(K("grey"), True)
     st.toggle("Grey frames under the relevance", key=K("grey"),
               help="Red and blue stand out from a grey picture; the first panel keeps the "
                    "frame's colours.")
-    _default("alpha", 0.8)
+    set_default(K("alpha"), 0.8)
     st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=K("alpha"))
-    _default("gamma", 0.5)
+    set_default(K("gamma"), 0.5)
     st.slider("Contrast γ (1 = linear)", 0.2, 1.0, step=0.05, key=K("gamma"),
               help="Colour follows (|relevance| / scale)^γ: below 1, weak relevance becomes "
                    "visible. Zero and the full-colour value do not move, and the colour bars "
                    "show the real values at their ticks.")
-    _default("normalisation", "per-clip")
+    set_default(K("normalisation"), "per-clip")
     st.radio("Colour scale", list(render.NORMALISATIONS), key=K("normalisation"),
              format_func=NORMALISATION_LABELS.get,
              help="Relevance keeps its sign and units; only the colour scale changes. "

@@ -260,6 +260,7 @@ def test_own_checkpoint_with_an_uploaded_clip_and_class_names_afterwards(journey
     j.radio("Clip", "Upload a video")
     j.upload("Video (", video)
     _says(j, r"clip my_clip\.mp4")
+    j.select("Bundled model", "context-biased")
     j.radio("Model", "My own checkpoint")
     # the clip stays: its file in the uploader and its caption
     assert j.sidebar.get_by_text("my_clip.mp4", exact=True).count() == 1
@@ -276,9 +277,10 @@ def test_own_checkpoint_with_an_uploaded_clip_and_class_names_afterwards(journey
     j.select("Class to explain", named[2])
     assert _explaining(j) == named[2]
     j.radio("Colour scale", "per frame")
-    j.radio("Model", "Bundled")
+    j.radio("Model", "Bundled")  # the bundled model chosen before is still chosen
     assert j.sidebar.get_by_text("my_clip.mp4", exact=True).count() == 1
-    _says(j, r"Model motion · clip my_clip\.mp4")
+    assert j.value("Bundled model") == "context-biased"
+    _says(j, r"Model context-biased · clip my_clip\.mp4")
 
 
 # --------------------------------------------------------------------------- 5: real models

@@ -143,3 +143,24 @@ def test_hugging_face_folder_loads_through_the_text_field(offline, tmp_path):
     assert not at.exception
     assert "nothing" in errors(at)
     assert at.sidebar.file_uploader(key="upload_video").value is not None
+
+
+def test_each_model_source_keeps_its_choices_while_another_is_shown(offline, tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    at = app("pretrained", clip_file(tmp_path, 112, 16), s_arch="mc3_18",
+             s_weights="KINETICS400_V1")  # no weights file: its error box, nothing else
+    assert not at.exception
+    at.sidebar.radio(key="s_model_source").set_value("hf").run()
+    at.sidebar.text_input(key="s_hf").set_value(missing).run()
+    assert not at.exception and "no such folder" in errors(at)
+    at.sidebar.radio(key="s_model_source").set_value("bundled").run()
+    at.sidebar.selectbox(key="s_model").set_value("context-biased").run()
+    assert_healthy(at)
+    at.sidebar.radio(key="s_model_source").set_value("pretrained").run()
+    assert at.sidebar.selectbox(key="s_arch").value == "mc3_18"
+    assert at.sidebar.selectbox(key="s_weights").value == "KINETICS400_V1"
+    at.sidebar.radio(key="s_model_source").set_value("hf").run()
+    assert at.sidebar.text_input(key="s_hf").value == missing
+    at.sidebar.radio(key="s_model_source").set_value("bundled").run()
+    assert at.sidebar.selectbox(key="s_model").value == "context-biased"
+    assert_healthy(at)
