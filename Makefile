@@ -33,7 +33,7 @@ test: $(STAMP) browser
 
 # Only the browser journeys (they are part of `make test` too).
 journeys: $(STAMP) browser
-	$(PY) -m pytest -q -m journey tests/test_browser_journeys.py
+	$(PY) -m pytest -q -m journey tests/journeys
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check xai_core dashboard tests scripts benchmarks streamlit_app.py
