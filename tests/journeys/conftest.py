@@ -14,9 +14,9 @@ on the page, a traceback in the server log or an error box the step did not ask 
 
 Here: one dashboard server for all journeys (a private result cache they share; an offline
 torch hub cache holding random r3d_18 weights under torchvision's file name, and the
-Hugging Face hub offline, for the real-model journey), one Chromium, each journey a fresh
-browser context opened on a link with the cheapest method (Grad-CAM), its steps and their
-times written to ``test-output/browser/journeys/``. Skipped, saying why, without Chromium,
+Hugging Face hub offline, for the real-model journey), one Chromium per module, each
+journey a fresh browser context opened on a link with the cheapest method (Grad-CAM), its
+steps and their times written to ``test-output/browser/journeys/``. Skipped, saying why, without Chromium,
 Playwright, the bundled weights or the sample clips. ``make journeys`` runs only these.
 """
 
@@ -41,7 +41,7 @@ def server(tmp_path_factory):
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API must be closed before other tests'
 def browser(server):
     from playwright.sync_api import sync_playwright
 
