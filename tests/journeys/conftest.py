@@ -16,8 +16,9 @@ Here: one dashboard server for all journeys (a private result cache they share; 
 torch hub cache holding random r3d_18 weights under torchvision's file name, and the
 Hugging Face hub offline, for the real-model journey), one Chromium per module, each
 journey a fresh browser context opened on a link with the cheapest method (Grad-CAM), its
-steps and their times written to ``test-output/browser/journeys/``. Skipped, saying why, without Chromium,
-Playwright, the bundled weights or the sample clips. ``make journeys`` runs only these.
+steps and their times written to ``test-output/browser/journeys/``. Skipped, saying why,
+without Chromium, Playwright, the bundled weights or the sample clips. ``make journeys``
+runs only these.
 """
 
 from __future__ import annotations
