@@ -40,6 +40,7 @@ class RunWatch:
     def __init__(self, page) -> None:
         self.requests = 0
         self.requested_at = 0.0
+        #: a run began after the page's last request / … and has finished
         self.started = self.finished = True
         page.on("websocket", self._watch)
 
@@ -72,11 +73,6 @@ class RunWatch:
         elif kind == "script_finished" and self.started and \
                 msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
             self.finished = True
-
-    @property
-    def answered(self) -> bool:
-        """A run began after the page's last request and has finished."""
-        return self.finished
 
 
 def _parses(msg, payload: bytes) -> bool:
@@ -188,7 +184,7 @@ class Journey:
         quiet_since: float | None = None
         while True:
             now = time.monotonic()
-            busy = (not self.watch.answered or now - self.watch.requested_at < quiet_ms / 1000
+            busy = (not self.watch.finished or now - self.watch.requested_at < quiet_ms / 1000
                     or self.page.evaluate(_BUSY))
             if busy:
                 quiet_since = None
